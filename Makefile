@@ -1,0 +1,78 @@
+# normlab: every developer and CI entry point. `make help` lists the targets.
+# On a fresh machine: `make book` (build the site) and `make test` (run every test).
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed-requirements
+SITE      := _build/html
+PORT      ?= 8000
+CHAPTERS  := $(sort $(wildcard chapters/*.ipynb))
+# `make execute NB=chapters/01_why_normalize.ipynb`; without NB, every chapter.
+NB        ?= $(CHAPTERS)
+# Parallel pytest workers (pytest-xdist); nbval keeps each notebook on one worker.
+WORKERS   ?= 2
+
+.PHONY: help book test lint unit nbval site-test page-weights serve execute clean
+
+help:
+	@echo "make book      build the site into $(SITE) (creates $(VENV) on first use)"
+	@echo "make test      lint, unit tests, strict nbval of every chapter, build, browser test"
+	@echo "make serve     serve the built site on http://localhost:$(PORT)"
+	@echo "make execute   re-run notebooks and store outputs (NB=path, default: all chapters)"
+	@echo "make lint      ruff check"
+
+# (Re)install when requirements.txt or pyproject.toml changes.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+# Clean build: nothing executes (execute_notebooks: off), stale pages are not left behind.
+book: $(STAMP)
+	rm -rf $(SITE) _build/.doctrees
+	$(BIN)/jupyter-book build -W --keep-going .
+	@echo
+	@echo "Site built. Open file://$(CURDIR)/$(SITE)/index.html"
+	@echo "or run 'make serve' and open http://localhost:$(PORT)/"
+
+test: lint unit nbval book site-test
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests _ext
+
+# pytest exits 5 when it collects no test (e.g. before the first chapter exists).
+unit: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) --ignore=tests/test_site.py --ignore=tests/test_site_a11y.py tests || [ $$? -eq 5 ]
+
+nbval: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/sanitize.cfg chapters/ || [ $$? -eq 5 ]
+
+# With CI=true a missing Chromium or build fails instead of skipping.
+site-test: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) tests/test_site.py tests/test_site_a11y.py
+
+# Markdown table page -> KB for README.md ("Page weights"), measured by the browser test.
+page-weights: $(STAMP)
+	rm -f $(SITE)/../page-weights.tsv
+	NORMLAB_WEIGHTS=$(SITE)/../page-weights.tsv $(BIN)/pytest -q -n $(WORKERS) \
+		tests/test_site_a11y.py -k test_figures_and_weight
+	@echo "| page | KB |"; echo "| --- | ---: |"
+	@sort $(SITE)/../page-weights.tsv | awk -F'\t' '{printf "| %s | %.0f |\n", $$1, $$2/1000}'
+
+serve:
+	@test -f $(SITE)/index.html || { echo "No site yet: run 'make book' first."; exit 1; }
+	@echo "Serving http://localhost:$(PORT)/ (Ctrl-C to stop)"
+	$(PY) -m http.server --directory $(SITE) $(PORT)
+
+# Execute in place, then drop the stored widget state (random model ids; the site never
+# loads a widget manager), so re-executing an unchanged notebook gives an unchanged file.
+execute: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=600 $(NB)
+	$(PY) -c 'import sys, nbformat; [nbformat.write(nb, p) for p in sys.argv[1:] \
+		for nb in [nbformat.read(p, as_version=4)] if nb.metadata.pop("widgets", None)]' $(NB)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,13 @@
+"""normlab: LayerNorm and RMSNorm, from the math to fast kernels.
+
+Public API re-exports only.
+"""
+
+from normlab.adaptive import AdaLNZero, AdaNorm, ada_norm, modulate
+from normlab.layer_norm import LayerNorm, layer_norm, layer_norm_backward, layer_norm_stats
+from normlab.models import TinyTransformer
+from normlab.rms_norm import RMSNorm, default_eps, rms_norm
+
+__all__ = ["AdaLNZero", "AdaNorm", "ada_norm", "modulate",
+           "LayerNorm", "RMSNorm", "default_eps", "layer_norm", "layer_norm_backward",
+           "layer_norm_stats", "rms_norm", "TinyTransformer"]

@@ -1,0 +1,139 @@
+r"""GPU additions to :mod:`normlab.bench`: three providers and ``triton.testing.do_bench``.
+
+Providers (registered on import; ``available`` keeps them out where they cannot run)
+    ``normlab-triton``: the fused kernels of :mod:`normlab.kernels` (CUDA + Triton).
+    ``liger``: Liger Kernel's LayerNorm/RMSNorm (CUDA, only when ``liger_kernel`` imports).
+    ``copy``: the ceiling: a device copy ``y ← x`` (``2·M·N·s`` bytes) for the forward, plus
+    ``dx ← x + dy`` (``3·M·N·s``) for forward+backward; the same bytes as the model, no norm.
+
+Timing on CUDA: :func:`time_do_bench` (flushes L2 before each repeat, resets the gradients
+of ``x``, ``weight``, ``bias`` outside the timed region).
+
+The run the book's chapter 7 plots (``M·N = 2**27`` elements for 16-bit dtypes, half the
+rows for float32; every provider side by side in one results file)::
+
+    python -m normlab.bench.gpu --out benchmarks/   # writes benchmarks/<gpu-name>.json
+"""
+
+import argparse
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from normlab.bench.providers import Provider, _from_forward, register
+from normlab.bench.report import format_table, write_json
+from normlab.bench.runner import run
+
+HIDDEN = (1024, 2048, 4096, 8192, 16384)
+ELEMENTS = 2**27  # M·N for 2-byte dtypes: 256 MiB per tensor, far beyond any L2 cache
+
+
+def gpu_shapes(dtype):
+    """``(M, N)`` with ``M·N = 2**27`` for 16-bit dtypes and half the rows for float32."""
+    elements = ELEMENTS // 2 if dtype == "float32" else ELEMENTS
+    return [(elements // n, n) for n in HIDDEN]
+
+
+def _importable(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def time_do_bench(fn, *, budget_ms=500.0, warmup=25, **_):
+    """Per-repeat times in ms of ``fn()`` from ``triton.testing.do_bench``.
+
+    ``fn.grad_to_none`` (set by :func:`normlab.bench.providers.autograd_pass`) lists the
+    leaves whose gradients do_bench resets between repeats.
+    """
+    from triton.testing import do_bench
+
+    times = do_bench(fn, warmup=warmup, rep=budget_ms,
+                     grad_to_none=getattr(fn, "grad_to_none", None), return_mode="all")
+    return [float(t) for t in times]
+
+
+def use_do_bench(device):
+    """do_bench times CUDA runs whenever Triton is installed."""
+    return device == "cuda" and _importable("triton")
+
+
+def _build_triton(norm, pass_, x, weight, bias, dy):
+    from normlab import kernels
+
+    fns = {"layernorm": kernels.layer_norm, "rmsnorm": kernels.rms_norm}
+    return _from_forward(fns)(norm, pass_, x, weight, bias, dy)
+
+
+def _build_liger(norm, pass_, x, weight, bias, dy):
+    from liger_kernel.transformers.functional import liger_layer_norm, liger_rms_norm
+
+    from normlab.rms_norm import default_eps
+
+    fns = {
+        "layernorm": lambda x, shape, w, b: liger_layer_norm(x, w, b, 1e-5),
+        # in_place=False: Liger would otherwise overwrite the preallocated dy in backward.
+        "rmsnorm": lambda x, shape, w: liger_rms_norm(x, w, default_eps(x.dtype),
+                                                      in_place=False),
+    }
+    return _from_forward(fns)(norm, pass_, x, weight, bias, dy)
+
+
+def _build_copy(norm, pass_, x, weight, bias, dy):
+    x = x.detach()
+    y = torch.empty_like(x)
+    if pass_ == "fwd":
+        return lambda: y.copy_(x)
+    dx = torch.empty_like(x)
+
+    def fwd_bwd():
+        y.copy_(x)
+        return torch.add(x, dy, out=dx)
+    return fwd_bwd
+
+
+def _cuda_with(module):
+    return lambda device: device == "cuda" and _importable(module)
+
+
+register(Provider("normlab-triton", _build_triton, _cuda_with("triton"),
+                  description="normlab.kernels: fused Triton forward and backward"))
+register(Provider("liger", _build_liger, _cuda_with("liger_kernel"),
+                  description="Liger Kernel (Hsu et al. 2024) LayerNorm / RMSNorm"))
+register(Provider("copy", _build_copy, checked=False,
+                  description="device copy: the bandwidth ceiling (no normalization)"))
+
+
+def result_path(out):
+    """``out`` itself if it names a ``.json`` file, else ``out/<gpu-name>.json``."""
+    out = Path(out)
+    if out.suffix == ".json":
+        return out
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return out / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".json")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m normlab.bench.gpu", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="benchmarks/", help="folder or .json file")
+    p.add_argument("--dtypes", default="bfloat16,float32")
+    p.add_argument("--budget-ms", type=float, default=500.0)
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        p.error("needs a CUDA GPU (use `python -m normlab.bench` on a CPU)")
+    doc = None
+    for dtype in args.dtypes.split(","):
+        part = run(dtypes=[dtype], shapes=gpu_shapes(dtype), device="cuda",
+                   budget_ms=args.budget_ms)
+        doc = part if doc is None else {**doc, "results": doc["results"] + part["results"]}
+    doc["command"] = "python -m normlab.bench.gpu " + " ".join(sys.argv[1:] if argv is None
+                                                                else argv)
+    print(format_table(doc["results"]))
+    print(f"wrote {write_json(doc, result_path(args.out))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

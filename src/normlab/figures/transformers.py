@@ -1,0 +1,171 @@
+"""Figures of chapter 6: gradient norms at initialization and the training grid.
+
+Every figure is built from the committed JSON results (``normlab.experiments.load_results``)
+with precomputed traces and data rounded to 4 significant digits, so it needs no kernel
+on the static site and its stored output reproduces on any machine.
+"""
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe–Ito (colour-blind safe): one colour per placement, black for "no norm".
+COLORS = {"post": "#D55E00", "pre": "#0072B2", "sandwich": "#009E73", "none": "#000000"}
+DASHES = {"layernorm": "solid", "rmsnorm": "dot", "none": "dash"}
+LABELS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "none": "no norm"}
+
+
+def _r4(values):
+    """4 significant digits; ``None`` (a diverged step) stays ``None``."""
+    return [None if v is None else float(f"{v:.4g}") for v in values]
+
+
+def _label(norm, placement):
+    return LABELS[norm] if norm == "none" else f"{LABELS[norm]}, {placement}-norm"
+
+
+def _color(norm, placement):
+    return COLORS["none" if norm == "none" else placement]
+
+
+def _shown(norm, on):
+    """Plotly visibility: the exploding no-norm curves start hidden (legend click shows them)
+    so that they do not squeeze the normalized curves into one decade of a log axis."""
+    if not on:
+        return False
+    return "legendonly" if norm == "none" else True
+
+
+def grad_norm_figure(results):
+    """‖∂L/∂W₂‖ per layer at initialization; a slider picks the depth (precomputed traces)."""
+    runs = results["runs"]
+    depths = sorted({r["depth"] for r in runs})
+    fig = go.Figure()
+    for depth in depths:
+        for r in (r for r in runs if r["depth"] == depth):
+            fig.add_trace(go.Scatter(
+                x=list(range(1, depth + 1)), y=_r4(r["grad_norm"]), mode="lines+markers",
+                name=_label(r["norm"], r["placement"]), meta=r["norm"],
+                visible=_shown(r["norm"], depth == depths[0]),
+                line={"color": _color(r["norm"], r["placement"]), "dash": DASHES[r["norm"]]}))
+    per_depth = len(fig.data) // len(depths)
+    steps = [{"method": "update", "label": str(depth),
+              "args": [{"visible": [_shown(t.meta, i // per_depth == k)
+                                    for i, t in enumerate(fig.data)]},
+                       {"xaxis.range": [0.5, depth + 0.5]}]}
+             for k, depth in enumerate(depths)]
+    fig.update_layout(
+        title="Gradient norm of each layer's MLP output weight at initialization",
+        xaxis={"title": "layer (1 = next to the embeddings)", "range": [0.5, depths[0] + 0.5]},
+        yaxis={"title": "‖∂L/∂W₂‖_F (log scale)", "type": "log"},
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "depth: "},
+                  "pad": {"t": 50}}],
+        legend={"title": "norm, placement"}, height=520)
+    return fig
+
+
+def last_layer_figure(results):
+    """The last layer's gradient norm against depth (log–log), with a 1/√L guide line."""
+    runs = results["runs"]
+    fig = go.Figure()
+    for norm, placement in dict.fromkeys((r["norm"], r["placement"]) for r in runs):
+        rows = sorted((r["depth"], r["grad_norm"][-1]) for r in runs
+                      if (r["norm"], r["placement"]) == (norm, placement))
+        fig.add_trace(go.Scatter(
+            x=[d for d, _ in rows], y=_r4([g for _, g in rows]), mode="lines+markers",
+            name=_label(norm, placement), visible=_shown(norm, True),
+            line={"color": _color(norm, placement), "dash": DASHES[norm]}))
+    pre = sorted((r["depth"], r["grad_norm"][-1]) for r in runs
+                 if (r["norm"], r["placement"]) == ("layernorm", "pre"))
+    (d0, g0), depths = pre[0], [d for d, _ in pre]
+    fig.add_trace(go.Scatter(x=depths, y=_r4([g0 * (d0 / d) ** 0.5 for d in depths]),
+                             mode="lines", name="∝ 1/√L (guide)",
+                             line={"color": "#999999", "dash": "longdash", "width": 1}))
+    fig.update_layout(
+        title="Last layer's gradient norm at initialization against depth",
+        xaxis={"title": "number of layers L (log scale)", "type": "log",
+               "tickvals": depths, "ticktext": [str(d) for d in depths]},
+        yaxis={"title": "‖∂L/∂W₂‖_F of the last layer (log scale)", "type": "log"},
+        legend={"title": "norm, placement"}, height=480)
+    return fig
+
+
+def _moving_average(values, window):
+    """Trailing mean over ``window`` steps (fewer at the start); ``None`` stops the curve."""
+    out, acc = [], []
+    for v in values:
+        if v is None:
+            break
+        acc = (acc + [v])[-window:]
+        out.append(sum(acc) / len(acc))
+    return out
+
+
+def loss_curves_figure(grid, window=10):
+    """Training loss (moving average) and validation loss per configuration; buttons pick
+    the runs without warm-up, with warm-up, or all of them."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=(f"training loss ({window}-step moving average)",
+                                        "validation loss"))
+    warm = []
+    for run in grid["runs"]:
+        c = run["config"]
+        name = _label(c["norm"], c["placement"]) + (", warm-up" if c["warmup_steps"] else "")
+        style = {"color": _color(c["norm"], c["placement"]), "dash": DASHES[c["norm"]],
+                 "width": 1 if c["warmup_steps"] else 2}
+        train = _r4(_moving_average(run["train_loss"], window))
+        fig.add_trace(go.Scatter(x=list(range(1, len(train) + 1)), y=train, name=name,
+                                 legendgroup=name, line=style), row=1, col=1)
+        fig.add_trace(go.Scatter(x=run["val_steps"], y=_r4(run["val_loss"]), name=name,
+                                 legendgroup=name, showlegend=False, mode="lines+markers",
+                                 line=style), row=1, col=2)
+        warm += [bool(c["warmup_steps"])] * 2
+    buttons = [{"label": label, "method": "restyle", "args": [{"visible": visible}]}
+               for label, visible in [
+                   ("no warm-up", [not w for w in warm]), ("warm-up", warm),
+                   ("all", [True] * len(warm))]]
+    for trace, w in zip(fig.data, warm, strict=True):
+        trace.visible = not w
+    fig.update_layout(
+        title={"text": f"Character-level LM on Persuasion, lr {grid['base_config']['lr']:g}, "
+                       "same seed for every run", "y": 0.97, "yanchor": "top"},
+        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
+                      "x": 0, "xanchor": "left", "y": 1.1, "yanchor": "bottom"}],
+        height=640, margin={"t": 130},
+        legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"})
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="cross-entropy (nats/char)", col=1)
+    return fig
+
+
+def summary_figure(grid):
+    """Final validation loss or median wall-clock per step for each run (buttons switch)."""
+    names, val, ms, colors = [], [], [], []
+    for run in grid["runs"]:
+        c = run["config"]
+        names.append(_label(c["norm"], c["placement"])
+                     + (f", warm-up {c['warmup_steps']}" if c["warmup_steps"] else ", no warm-up"))
+        val.append(run["val_loss"][-1])
+        ms.append(run["median_step_ms"])
+        colors.append(_color(c["norm"], c["placement"]))
+    # Dots, not bars: the axis need not start at zero to show differences honestly.
+    marker = {"color": colors, "size": 12}
+    fig = go.Figure([
+        go.Scatter(x=_r4(val), y=names, mode="markers", marker=marker, name="val loss"),
+        go.Scatter(x=_r4(ms), y=names, mode="markers", marker=marker, name="ms/step",
+                   visible=False)])
+    buttons = [
+        {"label": "final validation loss", "method": "update",
+         "args": [{"visible": [True, False]},
+                  {"xaxis.title.text": "validation cross-entropy (nats/char)"}]},
+        {"label": "wall-clock per step", "method": "update",
+         "args": [{"visible": [False, True]},
+                  {"xaxis.title.text": "median milliseconds per training step (1 CPU thread)"}]}]
+    fig.update_layout(
+        title={"text": "End of training: validation loss and cost per step", "y": 0.97,
+               "yanchor": "top"},
+        xaxis={"title": "validation cross-entropy (nats/char)"},
+        yaxis={"title": "run", "autorange": "reversed"},
+        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
+                      "x": 0, "xanchor": "left", "y": 1.04, "yanchor": "bottom"}],
+        showlegend=False, height=540, margin={"l": 260, "t": 120})
+    return fig

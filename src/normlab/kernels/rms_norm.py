@@ -1,0 +1,229 @@
+"""Fused RMSNorm: one Triton program per row forward, row-blocked programs backward."""
+
+import torch
+import triton
+import triton.language as tl
+from torch.autograd.function import once_differentiable
+
+from normlab._validate import check_eps, check_input, check_param, compute_dtype
+from normlab.kernels import _launch
+from normlab.kernels._common import affine_store, load_block
+from normlab.rms_norm import RMSNorm, default_eps
+
+
+@triton.jit
+def _rstd(mean_square, eps, EPS_INSIDE_SQRT: tl.constexpr):
+    """1/sqrt(ms + eps) (PyTorch, LLaMA) or 1/(sqrt(ms) + eps) (original RMSNorm code)."""
+    if EPS_INSIDE_SQRT:
+        return 1.0 / tl.sqrt(mean_square + eps)
+    else:
+        return 1.0 / (tl.sqrt(mean_square) + eps)
+
+
+@triton.jit
+def _rms_norm_fwd(
+    x_ptr,                      # (M, N) input; rows x_row_stride apart, columns contiguous
+    y_ptr,                      # (M, N) output, contiguous
+    weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
+    rstd_ptr,                   # (M,) float32 1/RMS_eps(x), saved for backward
+    x_row_stride,               # elements between consecutive rows of x
+    N,                          # row length
+    eps,                        # a Python float: Triton passes it as fp32
+    HAS_WEIGHT: tl.constexpr,
+    EPS_INSIDE_SQRT: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,   # power of two >= N when SINGLE_BLOCK, else the column block
+    SINGLE_BLOCK: tl.constexpr,
+    ACC: tl.constexpr,          # accumulation dtype: float32 (float64 for float64 input)
+):
+    row = tl.program_id(0).to(tl.int64)  # int64: row * stride overflows int32 past 2**31
+    x_ptr += row * x_row_stride
+    y_ptr += row * N
+    if SINGLE_BLOCK:  # the row lives in registers: x is read from memory exactly once
+        cols = tl.arange(0, BLOCK_SIZE)
+        mask = cols < N
+        x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
+        rstd = _rstd(tl.sum(x * x, axis=0) / N, eps, EPS_INSIDE_SQRT)
+        affine_store(y_ptr, x * rstd, weight_ptr, weight_ptr, cols, mask,
+                      HAS_WEIGHT, False, ACC)
+    else:  # sum of squares has no cancellation: plain accumulation is accurate
+        sum_sq = tl.zeros([], ACC)
+        for start in range(0, N, BLOCK_SIZE):
+            cols = start + tl.arange(0, BLOCK_SIZE)
+            x = tl.load(x_ptr + cols, mask=cols < N, other=0.0).to(ACC)
+            sum_sq += tl.sum(x * x, axis=0)
+        rstd = _rstd(sum_sq / N, eps, EPS_INSIDE_SQRT)
+        for start in range(0, N, BLOCK_SIZE):
+            cols = start + tl.arange(0, BLOCK_SIZE)
+            mask = cols < N
+            x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
+            affine_store(y_ptr, x * rstd, weight_ptr, weight_ptr, cols, mask,
+                          HAS_WEIGHT, False, ACC)
+    tl.store(rstd_ptr + row, rstd)
+
+
+@triton.jit
+def _dx_coefficient(rstd, sum_sq, N, EPS_INSIDE_SQRT: tl.constexpr):
+    """k in dx = rstd·w⊙dy − k·x_hat·mean(w⊙dy⊙x_hat): rstd (ε inside the sqrt) or
+    1/RMS(x) (ε outside; 0 for an all-zero row, where that term vanishes)."""
+    if EPS_INSIDE_SQRT:
+        return rstd
+    else:
+        rms = tl.sqrt(sum_sq / N)
+        return tl.where(rms > 0, 1.0 / tl.where(rms > 0, rms, 1.0), 0.0)
+
+
+@triton.jit
+def _rms_norm_bwd(
+    x_ptr, dy_ptr,              # (M, N) inputs, each with its own row stride
+    dx_ptr,                     # (M, N) output, contiguous
+    weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
+    rstd_ptr,                   # (M,) float32 rstd from the forward
+    dweight_ptr,                # (G, N) float32: row g = Σ over program g's rows of dy ⊙ x_hat
+    x_row_stride, dy_row_stride,
+    M, N,
+    rows_per_program,           # program g owns rows [g * rows_per_program, ...) (< M)
+    HAS_WEIGHT: tl.constexpr,
+    EPS_INSIDE_SQRT: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    SINGLE_BLOCK: tl.constexpr,
+    ACC: tl.constexpr,
+):
+    """dx = rstd · w⊙dy − k · x_hat · mean(w⊙dy⊙x_hat) (k from _dx_coefficient), partial dγ."""
+    pid = tl.program_id(0)
+    dweight_ptr += pid.to(tl.int64) * N
+    first = pid.to(tl.int64) * rows_per_program  # int64: row * stride may pass 2**31
+    n_rows = tl.minimum(rows_per_program, M - first)  # the last program may get fewer
+    if SINGLE_BLOCK:
+        cols = tl.arange(0, BLOCK_SIZE)
+        mask = cols < N
+        w = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(ACC) if HAS_WEIGHT else 1.0
+        dweight = tl.zeros([BLOCK_SIZE], ACC)  # float32 (ACC) partial sums, in registers
+    for i in range(0, n_rows):
+        row = first + i
+        rstd = tl.load(rstd_ptr + row)
+        x_row = x_ptr + row * x_row_stride
+        dy_row = dy_ptr + row * dy_row_stride
+        dx_row = dx_ptr + row * N
+        if SINGLE_BLOCK:
+            x = tl.load(x_row + cols, mask=mask, other=0.0).to(ACC)
+            dy = tl.load(dy_row + cols, mask=mask, other=0.0).to(ACC)
+            x_hat = x * rstd
+            wdy = w * dy
+            c = tl.sum(x_hat * wdy, axis=0) / N
+            k = _dx_coefficient(rstd, tl.sum(x * x, axis=0), N, EPS_INSIDE_SQRT)
+            dx = rstd * wdy - k * c * x_hat
+            tl.store(dx_row + cols, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+            dweight += dy * x_hat
+        else:
+            _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd, N,
+                                   HAS_WEIGHT, EPS_INSIDE_SQRT, BLOCK_SIZE, ACC)
+    if SINGLE_BLOCK:
+        tl.store(dweight_ptr + cols, dweight, mask=mask)
+
+
+@triton.jit
+def _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd, N,
+                           HAS_WEIGHT: tl.constexpr, EPS_INSIDE_SQRT: tl.constexpr,
+                           BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
+    """One row too long for registers: pass 1 reduces c (and Σx²); pass 2 writes dx and adds
+    to this program's own partial-sum row (no other program touches it: no atomics)."""
+    c = tl.zeros([], ACC)
+    sum_sq = tl.zeros([], ACC)
+    for start in range(0, N, BLOCK_SIZE):
+        cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
+                                          BLOCK_SIZE, ACC)
+        c += tl.sum(x * rstd * w * dy, axis=0)
+        sum_sq += tl.sum(x * x, axis=0)
+    c = c / N
+    k = _dx_coefficient(rstd, sum_sq, N, EPS_INSIDE_SQRT)
+    for start in range(0, N, BLOCK_SIZE):
+        cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
+                                          BLOCK_SIZE, ACC)
+        x_hat = x * rstd
+        dx = rstd * w * dy - k * c * x_hat
+        tl.store(dx_row + cols, dx.to(dx_row.dtype.element_ty), mask=mask)
+        tl.store(dweight_ptr + cols, tl.load(dweight_ptr + cols, mask=mask) + dy * x_hat, mask=mask)
+
+
+def rms_norm_fwd(x, weight, eps, eps_inside_sqrt=True):
+    """Launch the forward on ``x`` of shape ``(M, N)`` (unit column stride).
+
+    Returns ``y`` (M, N) in x's dtype and the float32 ``rstd`` (M,).
+    """
+    M, N = x.shape
+    y = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    rstd = torch.empty(M, dtype=compute_dtype(x.dtype), device=x.device)
+    if M == 0:
+        return y, rstd
+    block, num_warps, single = _launch.settings(N)
+    _rms_norm_fwd[(M,)](
+        x, y, x if weight is None else weight, rstd, x.stride(0), N, eps,
+        HAS_WEIGHT=weight is not None, EPS_INSIDE_SQRT=eps_inside_sqrt,
+        BLOCK_SIZE=block, SINGLE_BLOCK=single, ACC=_launch.acc_dtype(x), num_warps=num_warps,
+    )
+    return y, rstd
+
+
+def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
+    """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the float32
+    ``(G, N)`` partial sums of ``dweight`` (reduce them over ``G``)."""
+    M, N = x.shape
+    dx = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    rows_per_program, programs = _launch.backward_grid(M, x.device)
+    block, num_warps, single = _launch.settings(N)
+    dweight = _launch.partials(programs, N, rstd.dtype, x.device, single, M)
+    if M == 0:
+        return dx, dweight
+    _rms_norm_bwd[(programs,)](
+        x, dy, dx, x if weight is None else weight, rstd, dweight,
+        x.stride(0), dy.stride(0), M, N, rows_per_program,
+        HAS_WEIGHT=weight is not None, EPS_INSIDE_SQRT=eps_inside_sqrt,
+        BLOCK_SIZE=block, SINGLE_BLOCK=single, ACC=_launch.acc_dtype(x), num_warps=num_warps,
+    )
+    return dx, dweight
+
+
+class RMSNormFunction(torch.autograd.Function):
+    """Autograd glue: ``apply(x, normalized_shape, weight, eps, eps_inside_sqrt)``, validated."""
+
+    @staticmethod
+    def forward(ctx, x, normalized_shape, weight, eps, eps_inside_sqrt):
+        x_rows = _launch.as_rows(x, torch.Size(normalized_shape).numel())
+        w = _launch.flat_param(weight)
+        y, rstd = rms_norm_fwd(x_rows, w, eps, eps_inside_sqrt)
+        ctx.save_for_backward(x_rows, w, rstd)
+        ctx.weight = _launch.param_meta(weight)
+        ctx.eps_inside_sqrt = eps_inside_sqrt
+        return y.reshape(x.shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x_rows, w, rstd = ctx.saved_tensors
+        dy_rows = _launch.as_rows(dy, x_rows.shape[1])  # dy's own strides, never x's
+        dx, dweight = rms_norm_bwd(dy_rows, x_rows, w, rstd, ctx.eps_inside_sqrt)
+        return (dx.reshape(dy.shape), None, _launch.reduce_partials(dweight, ctx.weight),
+                None, None)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True):
+    r"""Fused RMSNorm; same signature, checks and messages as :func:`normlab.rms_norm`.
+
+    .. math:: y = \gamma \odot \frac{x}{\sqrt{\tfrac1d \sum_i x_i^2 + \epsilon}}
+        \quad(\text{or } \sqrt{\cdot} + \epsilon \text{ with eps_inside_sqrt=False})
+
+    ``eps=None`` means :func:`normlab.default_eps`; statistics in float32; ``y`` in x's dtype.
+    """
+    shape = check_input(x, normalized_shape)
+    eps = default_eps(x.dtype) if eps is None else check_eps(eps)
+    check_param(weight, "weight", shape)
+    _launch.check_device(x, ("weight", weight))
+    return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt))
+
+
+class TritonRMSNorm(RMSNorm):
+    """Drop-in for ``torch.nn.RMSNorm`` (same parameters and state dict); fused forward."""
+
+    def forward(self, x):
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps,
+                        eps_inside_sqrt=self.eps_inside_sqrt)

@@ -1,0 +1,113 @@
+"""RMSNorm (Zhang & Sennrich, 2019): scale each row by its root mean square.
+
+Variants used by real models are keyword options of the one kernel:
+``eps_inside_sqrt`` (where ε goes), ``add_unit_offset`` (Gemma's ``1 + γ``) and
+``partial`` (pRMSNorm: the RMS of the first ``p`` fraction of the features).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from normlab._validate import check_eps, check_input, check_param, compute_dtype
+
+
+def default_eps(dtype):
+    """The ε that ``torch.nn.functional.rms_norm`` uses for ``eps=None``.
+
+    It is the machine epsilon of the *compute* dtype: float32's (≈1.19e-7) for
+    float16/bfloat16 inputs, not the input dtype's.
+    """
+    return torch.finfo(compute_dtype(dtype)).eps
+
+
+def partial_size(partial, d):
+    """How many of the ``d`` features pRMSNorm uses: ``k = ⌊p·d⌋`` (as the reference code).
+
+    ``partial=None`` means all ``d``. Raises if ``p`` is not in (0, 1] or ``k`` would be 0.
+    """
+    if partial is None:
+        return d
+    p = check_eps(partial, "partial")  # a positive finite real, named "partial"
+    if p > 1:
+        raise ValueError(f"partial must be a fraction in (0, 1], got {partial}")
+    k = math.floor(p * d)
+    if k == 0:
+        raise ValueError(f"partial={partial} keeps no feature of d={d}: need partial >= 1/d")
+    return k
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True,
+             add_unit_offset=False, partial=None):
+    r"""RMSNorm over the trailing ``normalized_shape`` dimensions of ``x`` (d features).
+
+    .. math::
+        \mathrm{RMS}_\epsilon(x) = \sqrt{\tfrac1k \textstyle\sum_{i\le k} x_i^2 + \epsilon}
+        \;\text{(eps_inside_sqrt=True)}
+        \quad\text{or}\quad
+        \sqrt{\tfrac1k \textstyle\sum_{i\le k} x_i^2} + \epsilon \;\text{(False)},\qquad
+        y = g \odot \frac{x}{\mathrm{RMS}_\epsilon(x)}
+
+    with ``g = weight`` (or ``1 + weight`` if ``add_unit_offset``, Gemma's form) and
+    ``k = d`` (or ``⌊partial·d⌋``, pRMSNorm: the first features in row-major order).
+    ``eps=None`` means :func:`default_eps` (as in ``torch.nn.functional.rms_norm``).
+    ``eps_inside_sqrt=True`` is PyTorch's and LLaMA's formula; ``False`` is the one in
+    the original paper's PyTorch reference code. Half-precision inputs are computed in
+    float32 (weight included) and returned in their own dtype.
+    """
+    shape = check_input(x, normalized_shape)
+    eps = default_eps(x.dtype) if eps is None else check_eps(eps)
+    check_param(weight, "weight", shape)
+    if add_unit_offset and weight is None:
+        raise ValueError("add_unit_offset=True needs a weight (the y = x̂·(1 + weight) form)")
+    k = partial_size(partial, math.prod(shape))
+    xf = x.to(compute_dtype(x.dtype))
+    rows = xf.flatten(start_dim=x.dim() - len(shape))  # (..., d)
+    mean_square = rows[..., :k].pow(2).mean(dim=-1)  # (...,)
+    if eps_inside_sqrt:
+        rstd = torch.rsqrt(mean_square + eps)
+    else:
+        rstd = 1.0 / (torch.sqrt(mean_square) + eps)
+    y = xf * rstd.reshape(rstd.shape + (1,) * len(shape))
+    if weight is not None:
+        g = weight.to(y.dtype)  # upcast first: 1 + w in bfloat16 would round w away
+        y = y * (1 + g if add_unit_offset else g)
+    return y.to(x.dtype)
+
+
+class RMSNorm(nn.RMSNorm):
+    """Drop-in for ``torch.nn.RMSNorm`` (same arguments, parameters and state dict)
+    whose forward is :func:`normlab.rms_norm`.
+
+    Keyword-only options (not in the state dict) pick the variant: ``eps_inside_sqrt``,
+    ``add_unit_offset`` (the weight then starts at 0, so the layer starts as ``x̂``,
+    as in Gemma) and ``partial``. ``elementwise_affine=False`` gives no weight at all.
+    """
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, *,
+                 eps_inside_sqrt=True, add_unit_offset=False, partial=None,
+                 device=None, dtype=None):
+        super().__init__(normalized_shape, eps, elementwise_affine, device=device, dtype=dtype)
+        if add_unit_offset and not elementwise_affine:
+            raise ValueError("add_unit_offset=True needs elementwise_affine=True (a weight)")
+        partial_size(partial, math.prod(self.normalized_shape))  # fail early, not at forward
+        self.eps_inside_sqrt = eps_inside_sqrt
+        self.add_unit_offset = add_unit_offset
+        self.partial = partial
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """γ = 1, or the offset form's stored weight = 0 (so that 1 + weight = 1)."""
+        if self.weight is not None:
+            init = nn.init.zeros_ if getattr(self, "add_unit_offset", False) else nn.init.ones_
+            init(self.weight)
+
+    def forward(self, x):
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps,
+                        eps_inside_sqrt=self.eps_inside_sqrt,
+                        add_unit_offset=self.add_unit_offset, partial=self.partial)
+
+    def extra_repr(self):
+        return (super().extra_repr() + f", eps_inside_sqrt={self.eps_inside_sqrt}"
+                f", add_unit_offset={self.add_unit_offset}, partial={self.partial}")

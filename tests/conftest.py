@@ -1,0 +1,172 @@
+"""Shared fixtures for the browser tests (test_site.py, test_site_a11y.py).
+
+``NORMLAB_SITE`` overrides the built site folder (default ``_build/html``).
+"""
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = Path(os.environ.get("NORMLAB_SITE", ROOT / "_build" / "html")).resolve()
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Stock Sphinx pages with no book content.
+STOCK_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+TIMEOUT_MS = 15_000
+
+
+def unavailable(reason):
+    """Skip locally, fail in CI: CI must never pass without running the browser test."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the browser test must run)")
+    pytest.skip(reason)
+
+
+def site_pages():
+    """Every HTML page of the built site, relative to the site root."""
+    if not SITE.is_dir():
+        return []
+    pages = (p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html"))
+    return sorted(p for p in pages if p not in STOCK_PAGES and not p.startswith("_"))
+
+
+def pages_or_placeholder():
+    """Parameters for per-page tests; one placeholder when nothing is built yet."""
+    return site_pages() or ["<no built site>"]
+
+
+@pytest.fixture(scope="session")
+def site_url():
+    """Serve ``_build/html`` on an ephemeral localhost port for the whole session."""
+    if not (SITE / "index.html").is_file():
+        unavailable(f"no built site at {SITE}: run `make book` first")
+    handler = functools.partial(QuietHandler, directory=str(SITE))
+    server = QuietServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static file handler that does not log every request to stderr."""
+
+    def log_message(self, format, *args):
+        """Silence the per-request access log."""
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """Threaded server that ignores clients hanging up (the browser closes pages early)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """Drop broken-pipe/reset noise; report anything else as usual."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium."""
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium not found at {CHROMIUM}: `apt-get install chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+class PageVisit:
+    """A page opened offline, with everything that went wrong while loading it."""
+
+    def __init__(self, browser, url, color_scheme="light"):
+        self.errors, self.foreign_requests = [], []
+        self.transferred = {}  # url -> bytes received (headers + body), see page weights
+        self.context = browser.new_context(color_scheme=color_scheme)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("requestfinished", self._finished)
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        self.page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
+        wait_until_settled(self.page)
+
+    def _route(self, route):
+        """Let localhost through; abort and record everything else."""
+        if urlparse(route.request.url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            self.foreign_requests.append(route.request.url)
+            route.abort()
+
+    def _finished(self, request):
+        """Record the bytes a finished request transferred."""
+        try:
+            sizes = request.sizes()
+        except Exception:  # the page was closed meanwhile
+            return
+        size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        self.transferred[request.url] = self.transferred.get(request.url, 0) + size
+
+    def _console(self, message):
+        if message.type == "error":
+            self.errors.append(f"console error: {message.text} ({message.location})")
+
+    def close(self):
+        """Close the browser context (and its page)."""
+        self.context.close()
+
+
+def wait_until_settled(page):
+    """Wait for MathJax to finish typesetting and every plotly figure to draw."""
+    page.evaluate(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+        " ? MathJax.startup.promise.then(() => true) : true"
+    )
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.plotly-graph-div')]"
+            ".every(d => d.querySelector('.main-svg'))",
+            timeout=TIMEOUT_MS,
+        )
+    except Exception:  # reported precisely by test_page
+        pass
+
+
+@pytest.fixture
+def visit(browser, site_url):
+    """Open site pages; closes every context at the end of the test."""
+    opened = []
+
+    def open_page(path, color_scheme="light"):
+        if path == "<no built site>":
+            unavailable(f"no built site at {SITE}: run `make book` first")
+        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme))
+        return opened[-1]
+
+    yield open_page
+    for page_visit in opened:
+        page_visit.close()
+
+

@@ -1,0 +1,79 @@
+"""normlab.bench.gpu: the GPU providers, the copy ceiling, do_bench timing and the shapes.
+
+No assertion is made on a timing; the providers that need a GPU are tested there only.
+"""
+
+import pytest
+import torch
+
+from normlab import bench
+from normlab.bench import gpu
+
+CUDA = torch.cuda.is_available()
+
+
+def test_shapes_follow_the_element_budget():
+    for dtype, elements in (("bfloat16", 2**27), ("float16", 2**27), ("float32", 2**26)):
+        shapes = gpu.gpu_shapes(dtype)
+        assert [n for _, n in shapes] == [1024, 2048, 4096, 8192, 16384]
+        assert all(m * n == elements for m, n in shapes)
+
+
+def test_providers_are_registered_and_gated():
+    for name in ("normlab-triton", "liger", "copy"):
+        assert name in bench.PROVIDERS
+    assert not bench.PROVIDERS["normlab-triton"].available("cpu")
+    assert not bench.PROVIDERS["liger"].available("cpu")
+    assert bench.PROVIDERS["copy"].available("cpu")
+    assert not bench.PROVIDERS["copy"].checked  # a copy computes no norm
+
+
+@pytest.mark.parametrize("pass_", ["fwd", "fwd+bwd"])
+def test_copy_moves_the_modelled_tensors(pass_):
+    x, weight, bias, dy = bench.make_inputs("layernorm", pass_, 8, 16, torch.float32)
+    out = bench.PROVIDERS["copy"].build("layernorm", pass_, x, weight, bias, dy)()
+    want = x.detach() if pass_ == "fwd" else x.detach() + dy
+    assert torch.equal(out, want)
+
+
+def test_copy_runs_in_the_cpu_benchmark():
+    doc = bench.run(norms=["rmsnorm"], passes=["fwd+bwd"], shapes=[(4, 8)],
+                    providers=["torch", "copy"], device="cpu", log=None,
+                    budget_ms=1.0, min_reps=3, warmup=1)
+    assert [r["provider"] for r in doc["results"]] == ["torch", "copy"]
+    assert all(r["gbps"] > 0 for r in doc["results"])
+
+
+def test_fwd_bwd_pass_exposes_leaves_for_do_bench():
+    inputs = bench.make_inputs("layernorm", "fwd+bwd", 4, 8, torch.float32)
+    fn = bench.PROVIDERS["torch"].build("layernorm", "fwd+bwd", *inputs)
+    assert [id(t) for t in fn.grad_to_none] == [id(t) for t in inputs[:3]]
+
+
+def test_result_path(tmp_path):
+    assert gpu.result_path(tmp_path / "a.json") == tmp_path / "a.json"
+    name = gpu.result_path(tmp_path).name
+    assert name.endswith(".json") and name == name.lower() and " " not in name
+
+
+def test_main_refuses_without_a_gpu():
+    if CUDA:
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit):
+        gpu.main(["--out", "unused.json"])
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_do_bench_and_gpu_providers_pass_the_check():
+    pytest.importorskip("triton")
+    for name in ("normlab-triton", "liger", "copy"):
+        provider = bench.PROVIDERS[name]
+        if not provider.available("cuda"):
+            continue
+        for norm in ("layernorm", "rmsnorm"):
+            inputs = bench.make_inputs(norm, "fwd+bwd", 256, 1024, torch.bfloat16, "cuda")
+            fn = provider.build(norm, "fwd+bwd", *inputs)
+            if provider.checked:
+                bench.check_provider(provider, norm, "fwd+bwd", inputs, fn)
+            times = gpu.time_do_bench(fn, budget_ms=20)
+            assert times and all(t > 0 for t in times)
