@@ -79,6 +79,25 @@ def check_param(p, name, normalized_shape):
         )
 
 
+def check_real(value, name, positive=False):
+    """``value`` as a float; a finite real number (and > 0 if ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value) or (positive and value <= 0):
+        kind = "a positive finite" if positive else "a finite"
+        raise ValueError(f"{name} must be {kind} number, got {value}")
+    return float(value)
+
+
+def check_positive_int(value, name):
+    """``value`` as an int; a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
 def compute_dtype(dtype):
     """float32 for half-precision inputs (as PyTorch computes them), else the dtype itself."""
     return torch.float32 if dtype in HALF_DTYPES else dtype

@@ -5,13 +5,17 @@ input itself; adaLN / adaLN-Zero regress gain, bias (and a residual gate) from a
 conditioning vector such as a timestep or class embedding (FiLM, Perez et al., 2018).
 """
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
-from normlab._validate import _as_shape, check_eps, check_input, compute_dtype
+from normlab._validate import (
+    _as_shape,
+    check_eps,
+    check_input,
+    check_positive_int,
+    check_real,
+    compute_dtype,
+)
 from normlab.layer_norm import layer_norm
 
 
@@ -30,8 +34,8 @@ def ada_norm(x, normalized_shape, C=1.0, k=0.1, eps=1e-5, *, detach=True):
     """
     shape = check_input(x, normalized_shape)
     eps = check_eps(eps)
-    C = _check_real(C, "C", positive=True)
-    k = _check_real(k, "k")
+    C = check_real(C, "C", positive=True)
+    k = check_real(k, "k")
     y = layer_norm(x.to(compute_dtype(x.dtype)), shape, eps=eps)
     phi = C * (1.0 - k * (y.detach() if detach else y))
     return (phi * y).to(x.dtype)
@@ -43,8 +47,8 @@ class AdaNorm(nn.Module):
     def __init__(self, normalized_shape, C=1.0, k=0.1, eps=1e-5, *, detach=True):
         super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)  # a tuple, as in nn.LayerNorm
-        self.C = _check_real(C, "C", positive=True)
-        self.k = _check_real(k, "k")
+        self.C = check_real(C, "C", positive=True)
+        self.k = check_real(k, "k")
         self.eps = check_eps(eps)
         self.detach = detach
 
@@ -90,8 +94,8 @@ class AdaLNZero(nn.Module):
 
     def __init__(self, hidden, cond_dim, eps=1e-6):
         super().__init__()
-        self.hidden = _check_size(hidden, "hidden")
-        self.cond_dim = _check_size(cond_dim, "cond_dim")
+        self.hidden = check_positive_int(hidden, "hidden")
+        self.cond_dim = check_positive_int(cond_dim, "cond_dim")
         self.eps = check_eps(eps)
         self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 3 * hidden))
         self.reset_parameters()
@@ -122,23 +126,3 @@ def _check_batched(v, name, shape=None):
     if v.dim() < 2 or (shape is not None and tuple(v.shape) != tuple(shape)):
         expected = "(batch, ..., features)" if shape is None else f"(batch, features) = {shape}"
         raise ValueError(f"{name} must have shape {expected}, got {tuple(v.shape)}")
-
-
-def _check_real(value, name, positive=False):
-    """``value`` as a float; a finite real number (and > 0 if ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or (positive and value <= 0):
-        kind = "a positive finite" if positive else "a finite"
-        raise ValueError(f"{name} must be {kind} number, got {value}")
-    return float(value)
-
-
-def _check_size(value, name):
-    """``value`` as an int; a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-

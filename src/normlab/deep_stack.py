@@ -18,6 +18,7 @@ import numbers
 import torch
 from torch import nn
 
+from normlab._validate import check_positive_int
 from normlab.layer_norm import LayerNorm
 from normlab.rms_norm import RMSNorm
 
@@ -25,14 +26,6 @@ NORMS = (None, "layernorm", "rmsnorm", "batchnorm")
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 # φ'(z), to see where an activation is flat (saturated: tanh at |z| ≫ 1, ReLU at z < 0).
 DERIVATIVES = {"relu": lambda z: (z > 0).to(z.dtype), "tanh": lambda z: 1 - torch.tanh(z) ** 2}
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
 
 
 def _check_gain(gain):
@@ -85,8 +78,8 @@ class DeepStack(nn.Module):
     def __init__(self, width, depth, *, norm=None, residual=True, gain=1.0,
                  activation="relu", seed=0, dtype=torch.float32):
         super().__init__()
-        width = _check_positive_int(width, "width")
-        depth = _check_positive_int(depth, "depth")
+        width = check_positive_int(width, "width")
+        depth = check_positive_int(depth, "depth")
         self.gain = _check_gain(gain)
         self.norm = _check_choice(norm, NORMS, "norm")
         _check_choice(activation, ACTIVATIONS, "activation")
@@ -165,7 +158,7 @@ def predicted_rms(depth, gain, *, residual, normalized):
 
     Returns :math:`\sqrt{q_L}`. (A plain stack with a norm has RMS ``g/√2`` after any block.)
     """
-    depth = _check_positive_int(depth, "depth")
+    depth = check_positive_int(depth, "depth")
     q = _check_gain(gain) ** 2 / 2
     if normalized:
         return math.sqrt(1 + depth * q) if residual else math.sqrt(q)

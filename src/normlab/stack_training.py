@@ -10,7 +10,8 @@ import math
 import torch
 from torch import nn
 
-from normlab.deep_stack import DeepStack, _check_positive_int, make_norm
+from normlab._validate import check_positive_int
+from normlab.deep_stack import DeepStack, make_norm
 
 
 def teacher_task(n, width, *, seed=0):
@@ -19,7 +20,7 @@ def teacher_task(n, width, *, seed=0):
     ``A`` is ``(d, 4d)`` with entries ``𝒩(0, 4/d)`` (so the teacher is non-linear), ``b`` is
     ``(4d, 1)``; ``y`` is standardised, so predicting 0 gives loss 1. Shapes ``(n, d), (n, 1)``.
     """
-    n, width = _check_positive_int(n, "n"), _check_positive_int(width, "width")
+    n, width = check_positive_int(n, "n"), check_positive_int(width, "width")
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, width, generator=gen)
     a = torch.randn(width, 4 * width, generator=gen) * (2 / math.sqrt(width))
@@ -53,7 +54,7 @@ def train_losses(model, x, y, *, steps, lr):
     Returns ``steps + 1`` losses (before each step, and after the last). Once the loss is
     no longer finite the run has diverged: it stops and the rest is ``nan``.
     """
-    steps = _check_positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps")
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
     for _ in range(steps + 1):
