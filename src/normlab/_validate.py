@@ -57,11 +57,7 @@ def _as_int(n):
 
 def check_eps(eps, name="eps"):
     """Return ``eps`` as a float after checking it is a positive, finite number."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(eps).__name__}")
-    if not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {eps}")
-    return float(eps)
+    return check_real(eps, name, positive=True)
 
 
 def check_param(p, name, normalized_shape):
