@@ -32,7 +32,7 @@ def registry():
 def check_document(doc):
     for key in ("device", "host", "torch", "triton", "python", "date", "results"):
         assert key in doc
-    assert doc.get("clock", "wall") in ("wall", "thread", "cuda events")
+    assert doc.get("clock", "wall") in ("wall", "thread", "do_bench", "cuda events")
     assert doc["device"] in ("cpu", "cuda")
     assert doc["torch"] == torch.__version__
     assert doc["triton"] is None or isinstance(doc["triton"], str)

@@ -38,6 +38,20 @@ def partial_size(partial, d):
     return k
 
 
+def gain(weight, add_unit_offset, dtype):
+    """The factor ``g`` of ``y = g ⊙ x̂``: ``weight``, or ``1 + weight`` (Gemma), in ``dtype``.
+
+    ``weight`` is upcast first (``1 + w`` in bfloat16 would round small ``w`` away);
+    ``None`` when there is no weight.
+    """
+    if weight is None:
+        if add_unit_offset:
+            raise ValueError("add_unit_offset=True needs a weight (the y = x̂·(1 + weight) form)")
+        return None
+    g = weight.to(dtype)
+    return 1 + g if add_unit_offset else g
+
+
 def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True,
              add_unit_offset=False, partial=None):
     r"""RMSNorm over the trailing ``normalized_shape`` dimensions of ``x`` (d features).
@@ -59,8 +73,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     shape = check_input(x, normalized_shape)
     eps = default_eps(x.dtype) if eps is None else check_eps(eps)
     check_param(weight, "weight", shape)
-    if add_unit_offset and weight is None:
-        raise ValueError("add_unit_offset=True needs a weight (the y = x̂·(1 + weight) form)")
+    g = gain(weight, add_unit_offset, compute_dtype(x.dtype))
     k = partial_size(partial, math.prod(shape))
     xf = x.to(compute_dtype(x.dtype))
     rows = xf.flatten(start_dim=x.dim() - len(shape))  # (..., d)
@@ -70,10 +83,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     else:
         rstd = 1.0 / (torch.sqrt(mean_square) + eps)
     y = xf * rstd.reshape(rstd.shape + (1,) * len(shape))
-    if weight is not None:
-        g = weight.to(y.dtype)  # upcast first: 1 + w in bfloat16 would round w away
-        y = y * (1 + g if add_unit_offset else g)
-    return y.to(x.dtype)
+    return (y if g is None else y * g).to(x.dtype)
 
 
 class RMSNorm(nn.RMSNorm):

@@ -14,7 +14,8 @@ Providers
     :func:`register`.
 
 Timing
-    GPU: CUDA events around each call, after warm-up; CPU: ``time.perf_counter``, or
+    GPU: ``triton.testing.do_bench`` (L2 flushed before each repeat) where Triton is
+    installed, else CUDA events around each call, after warm-up; CPU: ``time.perf_counter``, or
     with ``clock="thread"`` the thread's CPU time (repeatable on a busy machine; one torch
     thread only). Both take the median of many repeats. The backward pass uses
     ``y.backward(dy)`` with a preallocated ``dy`` (never ``y.sum().backward()``, whose
@@ -38,7 +39,7 @@ JSON schema (``--out``)
     ``{"device": "cpu"|"cuda", "host": CPU model or GPU name, "torch": version,
     "triton": version or null, "python": version, "date": ISO 8601 UTC,
     "threads": torch CPU threads, "loadavg": 1-minute load average at the start (or null),
-    "clock": "wall"|"thread"|"cuda events",
+    "clock": "wall"|"thread"|"do_bench"|"cuda events",
     "command": the command line,
     "results": [{"norm": "layernorm"|"rmsnorm", "pass": "fwd"|"fwd+bwd",
     "provider": str, "dtype": "float32"|"bfloat16"|"float16", "M": int, "N": int,
@@ -49,6 +50,7 @@ JSON schema (``--out``)
 from normlab.bench import gpu  # noqa: F401  registers normlab-triton, liger, copy
 from normlab.bench.providers import PROVIDERS, Provider, register
 from normlab.bench.report import (
+    BENCHMARKS,
     bytes_moved,
     find_results,
     format_table,
@@ -66,6 +68,7 @@ from normlab.bench.runner import (
 )
 
 __all__ = [
+    "BENCHMARKS",
     "PROVIDERS",
     "CorrectnessError",
     "Provider",

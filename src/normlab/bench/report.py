@@ -87,14 +87,13 @@ def load_results(path):
     return check_schema(json.loads(Path(path).read_text()))
 
 
-def find_results(directory=None):
-    """The results files (``*.json``) in ``directory``, sorted by name.
+# The repository's committed results, found from the package's location (next to src/),
+# so the chapters do not depend on the working directory.
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 
-    By default the repository's ``benchmarks/`` folder next to ``src/``, found from the
-    package's location, so the chapter does not depend on the working directory.
-    """
-    if directory is None:
-        directory = Path(__file__).resolve().parents[3] / "benchmarks"
+
+def find_results(directory=BENCHMARKS):
+    """The results files (``*.json``) in ``directory``, sorted by name."""
     return sorted(Path(directory).glob("*.json"))
 
 

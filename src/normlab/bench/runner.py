@@ -4,7 +4,7 @@ import torch
 
 from normlab.bench.providers import NORMS, PASSES, PROVIDERS, REFERENCE, autograd_pass, call_norm
 from normlab.bench.report import bytes_moved, gbps, metadata
-from normlab.bench.timing import summarize, time_fn
+from normlab.bench.timing import clock_name, summarize, time_fn
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Largest error allowed, relative to the largest reference value of each output: about
@@ -110,15 +110,12 @@ def run(norms=NORMS, passes=PASSES, dtypes=("float32",), shapes=((1024, 1024),),
     backend (e.g. ``budget_ms``). ``log`` receives one line per case (None: quiet).
     """
     device = resolve_device(device)
-    if device == "cpu":
-        timing["clock"] = clock
     names = list(PROVIDERS) if providers is None else list(providers)
     unknown = [n for n in names if n not in PROVIDERS]
     if unknown:
         raise ValueError(f"unknown providers {unknown}; known: {sorted(PROVIDERS)}")
     chosen = [PROVIDERS[n] for n in names if PROVIDERS[n].available(device)]
-    doc = {**metadata(device), "clock": clock if device == "cpu" else "cuda events",
-           "results": []}
+    doc = {**metadata(device), "clock": clock_name(device, clock), "results": []}
     for norm in norms:
         for pass_ in passes:
             for dtype_name in dtypes:
@@ -128,7 +125,7 @@ def run(norms=NORMS, passes=PASSES, dtypes=("float32",), shapes=((1024, 1024),),
                     for p in chosen:
                         fn = p.build(norm, pass_, *inputs)
                         err = check_provider(p, norm, pass_, inputs, fn) if p.checked else None
-                        ms = summarize(time_fn(fn, device, **timing))
+                        ms = summarize(time_fn(fn, device, clock, **timing))
                         row = {"norm": norm, "pass": pass_, "provider": p.name,
                                "dtype": dtype_name, "M": M, "N": N, "ms_median": ms[0],
                                "ms_p20": ms[1], "ms_p80": ms[2], "gbps": gbps(nbytes, ms[0]),

@@ -76,13 +76,26 @@ def time_cuda(fn, *, warmup=25, budget_ms=500.0, min_reps=20, max_reps=1000):
     return times
 
 
-def time_fn(fn, device, **kwargs):
-    """Times of ``fn()`` in ms with the backend for ``device`` ("cpu" or "cuda")."""
+def clock_name(device, clock="wall"):
+    """What times runs on ``device``: the CPU ``clock`` ("wall" or "thread"), or on CUDA
+    ``"do_bench"`` (``triton.testing.do_bench``, where Triton is installed) or
+    ``"cuda events"`` (:func:`time_cuda`)."""
     if device == "cuda":
-        from normlab.bench import gpu  # triton.testing.do_bench where Triton is installed
+        from normlab.bench import gpu
 
-        timer = gpu.time_do_bench if gpu.use_do_bench(device) else time_cuda
-        return timer(fn, **kwargs)
+        return "do_bench" if gpu.use_do_bench(device) else "cuda events"
     if device == "cpu":
-        return time_cpu(fn, **kwargs)
+        return clock
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def time_fn(fn, device, clock="wall", **kwargs):
+    """Times of ``fn()`` in ms with the timer :func:`clock_name` names for ``device``."""
+    name = clock_name(device, clock)
+    if name == "do_bench":
+        from normlab.bench.gpu import time_do_bench
+
+        return time_do_bench(fn, **kwargs)
+    if name == "cuda events":
+        return time_cuda(fn, **kwargs)
+    return time_cpu(fn, clock=name, **kwargs)

@@ -10,17 +10,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from normlab.adaptive import ada_norm
+from normlab.figures.plotting import BLUE, GREY, ORANGE, VERMILION, r4
 from normlab.layer_norm import layer_norm
 
-# Okabe–Ito, colour-blind safe.
-BLUE, ORANGE, GREEN, VERMILION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#999999"
 ARM_COLORS = {"adaln": BLUE, "concat": ORANGE, "none": GREY}
 ARM_NAMES = {"adaln": "adaLN-Zero", "concat": "concatenate", "none": "no condition"}
-
-
-def r4(a):
-    """4 significant digits, as a flat list ready for plotly."""
-    return [float(f"{v:.4g}") for v in np.asarray(a, dtype=np.float64).ravel()]
 
 
 def seed_formula(x, C=1.0, k=0.1, eps=1e-5):

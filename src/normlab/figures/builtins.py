@@ -6,26 +6,10 @@ significant digits so stored outputs reproduce on any x86 CPU.
 
 import plotly.graph_objects as go
 
-# Okabe–Ito, colour-blind safe; later providers (Triton kernels, Liger, copy) get the rest.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
+from normlab.figures.plotting import BLUE, GREEN, PALETTE, dropdown, r4
+
 PROVIDER_ORDER = ("eager", "torch", "compile")
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon")
-
-
-def _r4(v):
-    return float(f"{v:.4g}")
-
-
-def _dropdown(labels, n_traces_each):
-    """Buttons that show the ``i``-th block of ``n_traces_each`` traces and hide the rest."""
-    total = len(labels) * n_traces_each
-    buttons = [{"label": label, "method": "update",
-                "args": [{"visible": [i * n_traces_each <= k < (i + 1) * n_traces_each
-                                      for k in range(total)]}]}
-               for i, label in enumerate(labels)]
-    return [{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left",
-             "y": 1.03, "yanchor": "bottom", "showactive": True}]
 
 
 def saved_memory_figure(rows):
@@ -38,15 +22,15 @@ def saved_memory_figure(rows):
     fig = go.Figure()
     for i, dtype in enumerate(dtypes):
         sel = [r for r in rows if r["dtype"] == dtype]
-        fig.add_bar(x=[r["label"] for r in sel], y=[_r4(r["ratio"]) for r in sel],
-                    marker_color=[PALETTE[0] if "LayerNorm" in r["label"] else PALETTE[2]
+        fig.add_bar(x=[r["label"] for r in sel], y=[r4(r["ratio"]) for r in sel],
+                    marker_color=[BLUE if "LayerNorm" in r["label"] else GREEN
                                   for r in sel],
                     text=[f'{r["ratio"]:.3g}×' for r in sel], textposition="outside",
                     name=dtype, visible=i == 0, showlegend=False)
     fig.update_layout(
         title="Memory saved for backward, beyond the inputs and parameters",
         xaxis_title="implementation", yaxis_title="saved bytes / bytes of x",
-        updatemenus=_dropdown([f"input dtype: {d}" for d in dtypes], 1),
+        updatemenus=dropdown([f"input dtype: {d}" for d in dtypes], 1),
         height=450, margin={"t": 120})
     return fig
 
@@ -79,13 +63,13 @@ def bench_figure(doc):
                    if (r["norm"], r["pass"], r["dtype"]) == combo and r["provider"] == provider]
             gb = [r["gbps"] for r in sel]
             fig.add_scatter(
-                x=[f'{r["M"]}×{r["N"]}' for r in sel], y=[_r4(g) for g in gb],
+                x=[f'{r["M"]}×{r["N"]}' for r in sel], y=[r4(g) for g in gb],
                 error_y={"type": "data", "symmetric": False,
-                         "array": [_r4(g * r["ms_median"] / r["ms_p20"] - g)
+                         "array": [r4(g * r["ms_median"] / r["ms_p20"] - g)
                                    for g, r in zip(gb, sel, strict=True)],
-                         "arrayminus": [_r4(g - g * r["ms_median"] / r["ms_p80"])
+                         "arrayminus": [r4(g - g * r["ms_median"] / r["ms_p80"])
                                         for g, r in zip(gb, sel, strict=True)]},
-                customdata=[_r4(r["ms_median"]) for r in sel],
+                customdata=[r4(r["ms_median"]) for r in sel],
                 hovertemplate=f"{provider}<br>%{{x}}: %{{y}} GB/s, %{{customdata}} ms"
                               "<extra></extra>",
                 name=provider, mode="lines+markers", visible=i == 0,
@@ -96,7 +80,7 @@ def bench_figure(doc):
         title=f"Effective bandwidth on {doc['host']} (higher is better)",
         xaxis_title="shape M×N (rows × hidden size)", yaxis_title="effective bandwidth (GB/s)",
         xaxis={"type": "category"}, yaxis={"rangemode": "tozero"},
-        updatemenus=_dropdown(labels, len(providers)), height=520,
+        updatemenus=dropdown(labels, len(providers)), height=520,
         margin={"t": 120, "b": 150}, legend_title_text="provider",
         annotations=[{"text": provenance(doc), "showarrow": False, "xref": "paper",
                       "yref": "paper", "x": 0, "y": -0.3, "xanchor": "left",
@@ -114,7 +98,7 @@ def grad_error_figure(rows):
     for provider, output in keys:
         sel = [r for r in rows if (r["provider"], r["output"]) == (provider, output)]
         j = PROVIDER_ORDER.index(provider) if provider in PROVIDER_ORDER else len(PROVIDER_ORDER)
-        fig.add_scatter(x=[r["M"] for r in sel], y=[_r4(r["err"]) for r in sel],
+        fig.add_scatter(x=[r["M"] for r in sel], y=[r4(r["err"]) for r in sel],
                         name=f"{provider}: {output}", mode="lines+markers",
                         line={"color": PALETTE[j], "dash": "solid" if output == "dweight"
                               else "dash"},

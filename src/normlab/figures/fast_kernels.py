@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import torch
 
 from normlab.bench.report import bytes_moved
-from normlab.figures.builtins import PALETTE, _dropdown, _r4
 from normlab.figures.layernorm import memory_traffic
+from normlab.figures.plotting import BLACK, BLUE, ORANGE, PALETTE, dropdown, r4
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
 
@@ -76,12 +76,12 @@ def traffic_figure(norms=("layernorm", "rmsnorm"), passes=("fwd", "fwd+bwd"), M=
             ops = eager_kernels(norm, pass_, M, N, dtype)
             kernels = [f"{i + 1}·{op}" for i, (op, *_) in enumerate(ops)]
             first = not labels
-            for k, (name, color) in enumerate((("read", PALETTE[0]), ("written", PALETTE[1]))):
-                fig.add_bar(x=kernels, y=[_r4(op[1 + k] / (M * N)) for op in ops], name=name,
+            for k, (name, color) in enumerate((("read", BLUE), ("written", ORANGE))):
+                fig.add_bar(x=kernels, y=[r4(op[1 + k] / (M * N)) for op in ops], name=name,
                             marker_color=color, visible=first, legendgroup=name)
             fused = bytes_moved(pass_, M, N, dtype) / (M * N)
-            fig.add_scatter(x=[kernels[0], kernels[-1]], y=[_r4(fused)] * 2, mode="lines",
-                            line={"color": PALETTE[7], "dash": "dash"}, visible=first,
+            fig.add_scatter(x=[kernels[0], kernels[-1]], y=[r4(fused)] * 2, mode="lines",
+                            line={"color": BLACK, "dash": "dash"}, visible=first,
                             name=f"fused kernel, all of {pass_}")
             labels.append(f"{norm} {pass_}")
     fig.update_layout(
@@ -89,7 +89,7 @@ def traffic_figure(norms=("layernorm", "rmsnorm"), passes=("fwd", "fwd+bwd"), M=
         title=f"Eager reference, {dtype}: bytes per element of x, kernel by kernel",
         xaxis={"title": "kernel (in launch order)", "tickangle": -60},
         yaxis_title="bytes moved / element of x",
-        updatemenus=_dropdown(labels, 3), legend={"x": 0.99, "xanchor": "right", "y": 0.98})
+        updatemenus=dropdown(labels, 3), legend={"x": 0.99, "xanchor": "right", "y": 0.98})
     return fig
 
 
@@ -113,9 +113,9 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
     intensity = [10 ** (k / 8) for k in range(-16, 33)]  # 0.01 … 10⁴ flop/byte
     bw = spec["bandwidth"]
     for k, (dtype, peak) in enumerate(spec["peak"].items()):
-        fig.add_scatter(x=[_r4(a) for a in intensity],
-                        y=[_r4(min(peak, a * bw) / 1e12) for a in intensity], mode="lines",
-                        line={"color": PALETTE[7], "dash": "solid" if k == 0 else "dot"},
+        fig.add_scatter(x=[r4(a) for a in intensity],
+                        y=[r4(min(peak, a * bw) / 1e12) for a in intensity], mode="lines",
+                        line={"color": BLACK, "dash": "solid" if k == 0 else "dot"},
                         name=f"{spec['peak_label'][dtype]}: {peak / 1e12:.4g} TFLOP/s, "
                              f"ridge at {peak / bw:.3g} flop/B")
     roofs, group = len(fig.data), []
@@ -123,7 +123,7 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
     for i, dtype in enumerate(dtypes):
         for j, (label, ai) in enumerate(roofline_points(dtype, spec)):
             group.append(i)
-            fig.add_scatter(x=[_r4(ai)], y=[_r4(min(top, ai * bw) / 1e12)], mode="markers+text",
+            fig.add_scatter(x=[r4(ai)], y=[r4(min(top, ai * bw) / 1e12)], mode="markers+text",
                             text=[label], textposition="middle right", showlegend=False,
                             marker={"size": 11, "color": PALETTE[j]}, visible=i == 0,
                             hovertemplate=f"{label}<br>%{{x:.3g}} flop/B<extra>{dtype}</extra>")

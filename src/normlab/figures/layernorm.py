@@ -12,19 +12,9 @@ import torch
 from plotly.subplots import make_subplots
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from normlab.figures.plotting import BLACK, BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, r4
 from normlab.layer_norm import layer_norm
 from normlab.variance import cancellation_table
-
-# Okabe–Ito, colour-blind safe.
-BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY, BLACK = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
-GREY = "#999999"
-
-
-def _round(a):
-    """4 significant digits, as a flat list ready for plotly."""
-    return [float(f"{v:.4g}") for v in np.asarray(a, dtype=np.float64).ravel()]
-
 
 # --- invariance to a·x + b --------------------------------------------------------------------
 
@@ -40,12 +30,12 @@ def invariance_figure(x, shifts, scales, eps=1e-5):
 
     def panels(b):  # [inputs for every a] + [outputs for every a]
         inputs = [a * x + b for a in scales]
-        return [_round(v) for v in inputs] + [_round(layer_norm(v, x.numel(), eps=eps))
+        return [r4(v) for v in inputs] + [r4(layer_norm(v, x.numel(), eps=eps))
                                               for v in inputs]
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("input a·x + b", "output LayerNorm(a·x + b)"))
-    fig.add_trace(go.Scatter(x=idx, y=_round(layer_norm(x, x.numel(), eps=eps)),
+    fig.add_trace(go.Scatter(x=idx, y=r4(layer_norm(x, x.numel(), eps=eps)),
                              mode="lines", line={"color": GREY, "dash": "dash", "width": 3},
                              name="LayerNorm(x), for reference"), row=1, col=2)
     k = len(scales)
@@ -103,24 +93,24 @@ def geometry_figure(points, eps=1e-5):
     circle = math.sqrt(3) * (np.outer(np.cos(t), e1) + np.outer(np.sin(t), e2))
     grid = 3.5 * np.array([[-1, -1], [-1, 1], [1, 1], [1, -1]])
     plane = grid[:, :1] * e1 + grid[:, 1:] * e2
-    fig = go.Figure(go.Mesh3d(x=_round(plane[:, 0]), y=_round(plane[:, 1]), z=_round(plane[:, 2]),
+    fig = go.Figure(go.Mesh3d(x=r4(plane[:, 0]), y=r4(plane[:, 1]), z=r4(plane[:, 2]),
                               i=[0, 0], j=[1, 2], k=[2, 3], color=SKY, opacity=0.2,
                               hoverinfo="skip", name="plane Σx = 0", showlegend=True))
     fig.add_trace(go.Scatter3d(x=[-2.5, 2.5], y=[-2.5, 2.5], z=[-2.5, 2.5], mode="lines",
                                line={"color": BLACK, "width": 3, "dash": "dash"},
                                name="all-ones direction"))
-    fig.add_trace(go.Scatter3d(x=_round(circle[:, 0]), y=_round(circle[:, 1]),
-                               z=_round(circle[:, 2]), mode="lines", name="circle of radius √3",
+    fig.add_trace(go.Scatter3d(x=r4(circle[:, 0]), y=r4(circle[:, 1]),
+                               z=r4(circle[:, 2]), mode="lines", name="circle of radius √3",
                                line={"color": ORANGE, "width": 5}))
     path = torch.stack([points, centred, normed, torch.full_like(points, math.nan)], 1)
     path = path.reshape(-1, 3)  # input → centred → normalised, NaN breaks the line
-    fig.add_trace(go.Scatter3d(x=_round(path[:, 0]), y=_round(path[:, 1]), z=_round(path[:, 2]),
+    fig.add_trace(go.Scatter3d(x=r4(path[:, 0]), y=r4(path[:, 1]), z=r4(path[:, 2]),
                                mode="lines", line={"color": GREY, "width": 2},
                                hoverinfo="skip", name="x → x − μ → LayerNorm(x)"))
     for name, cloud, colour in (("input x", points, GREY), ("centred x − μ", centred, BLUE),
                                 ("LayerNorm(x)", normed, VERMILION)):
-        fig.add_trace(go.Scatter3d(x=_round(cloud[:, 0]), y=_round(cloud[:, 1]),
-                                   z=_round(cloud[:, 2]), mode="markers", name=name,
+        fig.add_trace(go.Scatter3d(x=r4(cloud[:, 0]), y=r4(cloud[:, 1]),
+                                   z=r4(cloud[:, 2]), mode="markers", name=name,
                                    marker={"color": colour, "size": 4}))
     cameras = {"oblique view": {"x": 1.6, "y": -1.4, "z": 0.8},
                "look along (1, 1, 1)": {"x": 1.5, "y": 1.5, "z": 1.5},
@@ -164,8 +154,8 @@ def cancellation_figure(tables):
             rows = [r for r in table if r["method"] == method]
             fig.add_trace(go.Scatter(
                 x=[r["offset"] for r in rows], mode="lines+markers", name=method,
-                y=_round([max(r["median_rel_error"], ERROR_FLOOR) for r in rows]),
-                customdata=_round([r["negative_fraction"] for r in rows]), visible=c == 0,
+                y=r4([max(r["median_rel_error"], ERROR_FLOOR) for r in rows]),
+                customdata=r4([r["negative_fraction"] for r in rows]), visible=c == 0,
                 line={"color": colour, "dash": "solid" if method == "one pass" else "dot"},
                 hovertemplate="offset %{x:g}<br>median rel. error %{y:.3g}<br>"
                               "negative in %{customdata:.0%} of rows"))

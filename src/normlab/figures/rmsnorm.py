@@ -13,17 +13,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from normlab.deep_stack import DeepStack
-from normlab.figures.layernorm import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION
+from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, r4
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
 
 UNIT_ROUNDOFF = {"bfloat16": 2.0**-9, "float16": 2.0**-11, "float32": 2.0**-24}
-
-
-def r4(a):
-    """Round to 4 significant digits; nested lists of ``a``'s shape, ready for plotly."""
-    a = np.asarray(a, dtype=np.float64)
-    return np.array([float(f"{v:.4g}") for v in a.ravel()]).reshape(a.shape).tolist()
 
 
 # --- where ε goes -------------------------------------------------------------------------

@@ -8,15 +8,12 @@ on the static site and its stored output reproduces on any machine.
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# Okabe–Ito (colour-blind safe): one colour per placement, black for "no norm".
-COLORS = {"post": "#D55E00", "pre": "#0072B2", "sandwich": "#009E73", "none": "#000000"}
+from normlab.figures.plotting import BLACK, BLUE, GREEN, VERMILION, r4
+
+# One colour per placement, black for "no norm".
+COLORS = {"post": VERMILION, "pre": BLUE, "sandwich": GREEN, "none": BLACK}
 DASHES = {"layernorm": "solid", "rmsnorm": "dot", "none": "dash"}
 LABELS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "none": "no norm"}
-
-
-def _r4(values):
-    """4 significant digits; ``None`` (a diverged step) stays ``None``."""
-    return [None if v is None else float(f"{v:.4g}") for v in values]
 
 
 def _label(norm, placement):
@@ -43,7 +40,7 @@ def grad_norm_figure(results):
     for depth in depths:
         for r in (r for r in runs if r["depth"] == depth):
             fig.add_trace(go.Scatter(
-                x=list(range(1, depth + 1)), y=_r4(r["grad_norm"]), mode="lines+markers",
+                x=list(range(1, depth + 1)), y=r4(r["grad_norm"]), mode="lines+markers",
                 name=_label(r["norm"], r["placement"]), meta=r["norm"],
                 visible=_shown(r["norm"], depth == depths[0]),
                 line={"color": _color(r["norm"], r["placement"]), "dash": DASHES[r["norm"]]}))
@@ -71,13 +68,13 @@ def last_layer_figure(results):
         rows = sorted((r["depth"], r["grad_norm"][-1]) for r in runs
                       if (r["norm"], r["placement"]) == (norm, placement))
         fig.add_trace(go.Scatter(
-            x=[d for d, _ in rows], y=_r4([g for _, g in rows]), mode="lines+markers",
+            x=[d for d, _ in rows], y=r4([g for _, g in rows]), mode="lines+markers",
             name=_label(norm, placement), visible=_shown(norm, True),
             line={"color": _color(norm, placement), "dash": DASHES[norm]}))
     pre = sorted((r["depth"], r["grad_norm"][-1]) for r in runs
                  if (r["norm"], r["placement"]) == ("layernorm", "pre"))
     (d0, g0), depths = pre[0], [d for d, _ in pre]
-    fig.add_trace(go.Scatter(x=depths, y=_r4([g0 * (d0 / d) ** 0.5 for d in depths]),
+    fig.add_trace(go.Scatter(x=depths, y=r4([g0 * (d0 / d) ** 0.5 for d in depths]),
                              mode="lines", name="∝ 1/√L (guide)",
                              line={"color": "#999999", "dash": "longdash", "width": 1}))
     fig.update_layout(
@@ -112,10 +109,10 @@ def loss_curves_figure(grid, window=10):
         name = _label(c["norm"], c["placement"]) + (", warm-up" if c["warmup_steps"] else "")
         style = {"color": _color(c["norm"], c["placement"]), "dash": DASHES[c["norm"]],
                  "width": 1 if c["warmup_steps"] else 2}
-        train = _r4(_moving_average(run["train_loss"], window))
+        train = r4(_moving_average(run["train_loss"], window))
         fig.add_trace(go.Scatter(x=list(range(1, len(train) + 1)), y=train, name=name,
                                  legendgroup=name, line=style), row=1, col=1)
-        fig.add_trace(go.Scatter(x=run["val_steps"], y=_r4(run["val_loss"]), name=name,
+        fig.add_trace(go.Scatter(x=run["val_steps"], y=r4(run["val_loss"]), name=name,
                                  legendgroup=name, showlegend=False, mode="lines+markers",
                                  line=style), row=1, col=2)
         warm += [bool(c["warmup_steps"])] * 2
@@ -150,8 +147,8 @@ def summary_figure(grid):
     # Dots, not bars: the axis need not start at zero to show differences honestly.
     marker = {"color": colors, "size": 12}
     fig = go.Figure([
-        go.Scatter(x=_r4(val), y=names, mode="markers", marker=marker, name="val loss"),
-        go.Scatter(x=_r4(ms), y=names, mode="markers", marker=marker, name="ms/step",
+        go.Scatter(x=r4(val), y=names, mode="markers", marker=marker, name="val loss"),
+        go.Scatter(x=r4(ms), y=names, mode="markers", marker=marker, name="ms/step",
                    visible=False)])
     buttons = [
         {"label": "final validation loss", "method": "update",

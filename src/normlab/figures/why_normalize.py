@@ -10,20 +10,14 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# Okabe–Ito, colour-blind safe.
-BLUE, ORANGE, GREEN, VERMILION, PURPLE, GREY = (
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#999999")
+from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, PURPLE, VERMILION, r4
+
 NORM_STYLE = {  # colour and dash per normalization, so lines differ without colour too
     None: {"name": "no norm", "color": VERMILION, "dash": "solid"},
     "layernorm": {"name": "LayerNorm", "color": BLUE, "dash": "solid"},
     "rmsnorm": {"name": "RMSNorm", "color": GREEN, "dash": "dash"},
     "batchnorm": {"name": "BatchNorm", "color": ORANGE, "dash": "dot"},
 }
-
-
-def r4(values):
-    """Round to 4 significant digits for plotly; ``nan``/``inf`` become ``None`` (a gap)."""
-    return [float(f"{v:.4g}") if math.isfinite(v) else None for v in values]
 
 
 def _gain_label(gain):

@@ -7,7 +7,8 @@ import triton
 import triton.language as tl
 
 # Rows up to this many columns are held in registers by one program (one read of x).
-# 16384 fp32 values spread over 16 warps are 32 registers per thread: no spills.
+# What ptxas makes of each setting for an H100 (registers, spills, load widths) is in
+# benchmarks/codegen/sm90.json: `python -m normlab.kernels.codegen`.
 MAX_FUSED_SIZE = 16384
 # Longer rows are processed in column blocks of this size (see SINGLE_BLOCK in the kernels).
 LOOP_BLOCK_SIZE = 4096
@@ -37,30 +38,39 @@ def check_device(x, *params):
             raise ValueError(f"{name} must be on x's device {x.device}, got {p.device}")
 
 
-def settings(n_cols):
+def settings(n_cols, backward=False):
     """``(BLOCK_SIZE, num_warps, SINGLE_BLOCK)`` for rows of ``n_cols`` elements.
 
     One power-of-two block covers the row when it fits (masking handles the tail);
     beyond ``MAX_FUSED_SIZE`` the kernels loop over ``LOOP_BLOCK_SIZE`` column blocks.
-    More warps for wider blocks keep the per-thread register count flat.
+    More warps for wider blocks keep the registers per thread bounded. The backward keeps
+    x, dy, γ and the dγ, dβ sums of its block live, so from 4096 columns on it gets twice
+    the forward's warps: ~64 registers per thread instead of ~120 (twice the resident warps
+    per SM), and at 16384 columns half the register spills (the one size that still spills:
+    1024 threads cannot hold 5 × 16384 values in 64 registers each).
     """
     single = n_cols <= MAX_FUSED_SIZE
     block = triton.next_power_of_2(n_cols) if single else LOOP_BLOCK_SIZE
     num_warps = 16 if block >= 8192 else 8 if block >= 2048 else 4 if block >= 512 else 1
+    if backward and block >= 4096:
+        num_warps *= 2
     return block, num_warps, single
 
 
-def backward_grid(n_rows, device):
-    """``(rows_per_program, programs)`` for the backward; ``programs`` = rows of the
-    dweight/dbias partial sums.
+def sm_count(device):
+    """Streaming multiprocessors of a CUDA ``device``; 0 elsewhere (the interpreter)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count \
+        if device.type == "cuda" else 0
+
+
+def backward_grid(n_rows, sms):
+    """``(rows_per_program, programs)`` for the backward on a GPU with ``sms`` streaming
+    multiprocessors; ``programs`` = rows of the dweight/dbias partial sums.
 
     A few programs per SM keep the memory system busy; each sums its rows in float32
     registers, so the partials buffer is small and its reduction cheap and deterministic.
     """
-    if device.type == "cuda":
-        target = 4 * torch.cuda.get_device_properties(device).multi_processor_count
-    else:
-        target = 4  # interpreter: few programs, each loops over several rows
+    target = 4 * sms if sms else 4  # interpreter: few programs, each loops over several rows
     rows_per_program = triton.cdiv(n_rows, max(1, min(n_rows, target))) if n_rows else 1
     return rows_per_program, max(1, triton.cdiv(n_rows, rows_per_program))
 

@@ -186,8 +186,8 @@ def layer_norm_bwd(dy, x, weight, mean, rstd):
     ``(G, N)`` partial sums of ``dweight`` and ``dbias`` (reduce them over ``G``)."""
     M, N = x.shape
     dx = torch.empty((M, N), dtype=x.dtype, device=x.device)
-    rows_per_program, programs = _launch.backward_grid(M, x.device)
-    block, num_warps, single = _launch.settings(N)
+    rows_per_program, programs = _launch.backward_grid(M, _launch.sm_count(x.device))
+    block, num_warps, single = _launch.settings(N, backward=True)
     dweight, dbias = (_launch.partials(programs, N, mean.dtype, x.device, single, M)
                       for _ in range(2))
     if M == 0:

@@ -8,7 +8,7 @@ from torch.autograd.function import once_differentiable
 from normlab._validate import check_eps, check_input, check_param, compute_dtype
 from normlab.kernels import _launch
 from normlab.kernels._common import affine_store, load_block
-from normlab.rms_norm import RMSNorm, default_eps
+from normlab.rms_norm import RMSNorm, default_eps, gain
 
 
 @triton.jit
@@ -169,8 +169,8 @@ def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
     ``(G, N)`` partial sums of ``dweight`` (reduce them over ``G``)."""
     M, N = x.shape
     dx = torch.empty((M, N), dtype=x.dtype, device=x.device)
-    rows_per_program, programs = _launch.backward_grid(M, x.device)
-    block, num_warps, single = _launch.settings(N)
+    rows_per_program, programs = _launch.backward_grid(M, _launch.sm_count(x.device))
+    block, num_warps, single = _launch.settings(N, backward=True)
     dweight = _launch.partials(programs, N, rstd.dtype, x.device, single, M)
     if M == 0:
         return dx, dweight
@@ -206,24 +206,42 @@ class RMSNormFunction(torch.autograd.Function):
                 None, None)
 
 
-def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True):
-    r"""Fused RMSNorm; same signature, checks and messages as :func:`normlab.rms_norm`.
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True,
+             add_unit_offset=False):
+    r"""Fused RMSNorm; same signature, checks and messages as :func:`normlab.rms_norm`
+    (all but pRMSNorm's ``partial``).
 
-    .. math:: y = \gamma \odot \frac{x}{\sqrt{\tfrac1d \sum_i x_i^2 + \epsilon}}
+    .. math:: y = g \odot \frac{x}{\sqrt{\tfrac1d \sum_i x_i^2 + \epsilon}}
         \quad(\text{or } \sqrt{\cdot} + \epsilon \text{ with eps_inside_sqrt=False})
 
+    with ``g = weight`` or, with ``add_unit_offset``, ``1 + weight`` formed in float32
+    before the kernel (autograd carries dg back to the weight unchanged).
     ``eps=None`` means :func:`normlab.default_eps`; statistics in float32; ``y`` in x's dtype.
     """
     shape = check_input(x, normalized_shape)
     eps = default_eps(x.dtype) if eps is None else check_eps(eps)
     check_param(weight, "weight", shape)
     _launch.check_device(x, ("weight", weight))
+    if add_unit_offset:
+        weight = gain(weight, True, compute_dtype(x.dtype))
     return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt))
 
 
 class TritonRMSNorm(RMSNorm):
-    """Drop-in for ``torch.nn.RMSNorm`` (same parameters and state dict); fused forward."""
+    """Drop-in for ``torch.nn.RMSNorm`` (same parameters and state dict); fused forward.
+
+    Takes :class:`normlab.RMSNorm`'s ``eps_inside_sqrt`` and ``add_unit_offset``; ``partial``
+    (pRMSNorm) has no fused kernel and is refused rather than silently ignored.
+    """
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, *,
+                 partial=None, **options):
+        if partial is not None:
+            raise ValueError(f"TritonRMSNorm has no fused pRMSNorm: partial must be None, got "
+                             f"{partial!r} (use normlab.RMSNorm for partial RMSNorm)")
+        super().__init__(normalized_shape, eps, elementwise_affine, **options)
 
     def forward(self, x):
         return rms_norm(x, self.normalized_shape, self.weight, self.eps,
-                        eps_inside_sqrt=self.eps_inside_sqrt)
+                        eps_inside_sqrt=self.eps_inside_sqrt,
+                        add_unit_offset=self.add_unit_offset)
