@@ -77,3 +77,20 @@ def test_do_bench_and_gpu_providers_pass_the_check():
                 bench.check_provider(provider, norm, "fwd+bwd", inputs, fn)
             times = gpu.time_do_bench(fn, budget_ms=20)
             assert times and all(t > 0 for t in times)
+
+
+def test_merge_keeps_other_cases_and_replaces_remeasured_ones():
+    def doc(dtype, ms, host="H100", command="a"):
+        rows = [{"norm": "rmsnorm", "pass": "fwd", "provider": p, "dtype": dtype, "M": 8,
+                 "N": 16, "ms_median": ms} for p in ("torch", "copy")]
+        return {"device": "cuda", "host": host, "torch": "2.13", "triton": "3.9",
+                "command": command, "results": rows}
+
+    merged = bench.merge_results(doc("bfloat16", 1.0), doc("float32", 2.0, command="b"))
+    assert [(r["dtype"], r["ms_median"]) for r in merged["results"]] == [
+        ("bfloat16", 1.0), ("bfloat16", 1.0), ("float32", 2.0), ("float32", 2.0)]
+    assert merged["command"] == "a && b"
+    again = bench.merge_results(merged, doc("float32", 3.0))
+    assert sorted(r["ms_median"] for r in again["results"]) == [1.0, 1.0, 3.0, 3.0]
+    with pytest.raises(ValueError, match="different host"):
+        bench.merge_results(doc("bfloat16", 1.0), doc("float32", 2.0, host="A100"))

@@ -56,6 +56,7 @@ from normlab.bench.report import (
     format_table,
     load_results,
     lookup,
+    merge_results,
     metadata,
     write_json,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "load_results",
     "lookup",
     "make_inputs",
+    "merge_results",
     "metadata",
     "output_errors",
     "register",

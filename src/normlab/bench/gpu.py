@@ -13,6 +13,9 @@ The run the book's chapter 7 plots (``M·N = 2**27`` elements for 16-bit dtypes,
 rows for float32; every provider side by side in one results file)::
 
     python -m normlab.bench.gpu --out benchmarks/   # writes benchmarks/<gpu-name>.json
+
+Under a per-command time limit, one dtype (or norm) per call, merged into the same file:
+``--dtypes bfloat16`` then ``--dtypes float32 --merge``.
 """
 
 import argparse
@@ -23,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from normlab.bench.providers import Provider, _from_forward, register
-from normlab.bench.report import format_table, write_json
+from normlab.bench.providers import NORMS, Provider, _from_forward, register
+from normlab.bench.report import format_table, load_results, merge_results, write_json
 from normlab.bench.runner import run
 
 HIDDEN = (1024, 2048, 4096, 8192, 16384)
@@ -119,19 +122,27 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/", help="folder or .json file")
     p.add_argument("--dtypes", default="bfloat16,float32")
+    p.add_argument("--norms", default=",".join(NORMS))
     p.add_argument("--budget-ms", type=float, default=500.0)
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other cases already in the output file (one call per "
+                        "dtype or norm, to fit a time limit)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         p.error("needs a CUDA GPU (use `python -m normlab.bench` on a CPU)")
-    doc = None
+    results = []
     for dtype in args.dtypes.split(","):
-        part = run(dtypes=[dtype], shapes=gpu_shapes(dtype), device="cuda",
-                   budget_ms=args.budget_ms)
-        doc = part if doc is None else {**doc, "results": doc["results"] + part["results"]}
+        doc = run(norms=args.norms.split(","), dtypes=[dtype], shapes=gpu_shapes(dtype),
+                  device="cuda", budget_ms=args.budget_ms)
+        results += doc["results"]
+    doc["results"] = results
     doc["command"] = "python -m normlab.bench.gpu " + " ".join(sys.argv[1:] if argv is None
                                                                 else argv)
+    path = result_path(args.out)
+    if args.merge and path.exists():
+        doc = merge_results(load_results(path), doc)
     print(format_table(doc["results"]))
-    print(f"wrote {write_json(doc, result_path(args.out))}")
+    print(f"wrote {write_json(doc, path)}")
     return 0
 
 

@@ -87,6 +87,20 @@ def load_results(path):
     return check_schema(json.loads(Path(path).read_text()))
 
 
+def merge_results(old, new):
+    """``new`` plus the rows of ``old`` that it does not re-measure: one results file built
+    by several calls on the same machine (e.g. one per dtype, to fit a time limit). Each
+    case's providers are still timed side by side within one call."""
+    for key in ("device", "host", "torch", "triton"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"cannot merge results measured with a different {key}: "
+                             f"{old.get(key)!r} vs {new.get(key)!r}")
+    case = lambda r: (r["norm"], r["pass"], r["dtype"], r["M"], r["N"], r["provider"])  # noqa: E731
+    fresh = {case(r) for r in new["results"]}
+    return {**new, "command": f'{old["command"]} && {new["command"]}',
+            "results": [r for r in old["results"] if case(r) not in fresh] + new["results"]}
+
+
 # The repository's committed results, found from the package's location (next to src/),
 # so the chapters do not depend on the working directory.
 BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
