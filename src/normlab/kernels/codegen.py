@@ -60,15 +60,17 @@ def launch_values(M, N):
             "rows_per_program": rows_per_program}
 
 
-def compile_kernel(norm, pass_, dtype, M, N, arch=SM90["arch"]):
+def compile_kernel(norm, pass_, dtype, M, N, num_warps=None, arch=SM90["arch"]):
     """The kernel compiled for ``sm_<arch>`` as it would be launched on ``(M, N)`` rows.
 
-    Constexprs and ``num_warps`` come from :func:`_launch.settings`, with γ and β present
+    Constexprs and ``num_warps`` (unless given) come from :func:`_launch.settings`, with γ
+    and β present
     and ε inside the square root; ints divisible by 16 and all pointers (16-byte aligned
     by PyTorch's allocator) carry Triton's ``tt.divisibility=16``.
     """
     fn = KERNELS[norm, pass_]
-    block, num_warps, single = _launch.settings(N, backward=pass_ == "bwd")
+    block, launch_warps, single = _launch.settings(N, backward=pass_ == "bwd")
+    num_warps = num_warps or launch_warps
     consts = {"HAS_WEIGHT": True, "HAS_BIAS": True, "EPS_INSIDE_SQRT": True,
               "ACC": tl.float32, "SINGLE_BLOCK": single, "BLOCK_SIZE": block}
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
@@ -115,18 +117,20 @@ def occupancy(registers, num_warps, shared, sm=SM90):
     return ctas * num_warps
 
 
-def report(norm, pass_, dtype, M, N):
-    """One row: launch settings, resources and memory instructions of one compiled kernel."""
-    kernel = compile_kernel(norm, pass_, dtype, M, N)
+def report(norm, pass_, dtype, M, N, num_warps=None):
+    """One row: launch settings, resources and memory instructions of one compiled kernel
+    (``variant`` "launch", or "forward warps" for a backward given the forward's warps)."""
+    kernel = compile_kernel(norm, pass_, dtype, M, N, num_warps)
     usage = _cuobjdump(kernel.asm["cubin"], "-res-usage")
     registers, stack = (int(re.search(rf"{key}:(\d+)", usage).group(1))
                         for key in ("REG", "STACK"))
-    num_warps, shared = kernel.metadata.num_warps, kernel.metadata.shared
+    warps, shared = kernel.metadata.num_warps, kernel.metadata.shared
     block, _, single = _launch.settings(N, backward=pass_ == "bwd")
     return {"norm": norm, "pass": pass_, "dtype": dtype, "M": M, "N": N,
-            "BLOCK_SIZE": block, "SINGLE_BLOCK": single, "num_warps": num_warps,
+            "variant": "launch" if num_warps is None else "forward warps",
+            "BLOCK_SIZE": block, "SINGLE_BLOCK": single, "num_warps": warps,
             "registers": registers, "stack_bytes": stack, "shared_bytes": shared,
-            "warps_per_sm": occupancy(registers, num_warps, shared),
+            "warps_per_sm": occupancy(registers, warps, shared),
             "memory": memory_instructions(_cuobjdump(kernel.asm["cubin"], "-sass"))}
 
 
@@ -150,11 +154,16 @@ def main(argv=None):
         elements = 2**27 if dtype == "bfloat16" else 2**26  # the GPU benchmark's shapes
         for (norm, pass_) in KERNELS:
             for N in hidden_sizes():
-                rows.append(report(norm, pass_, dtype, elements // N, N))
-                r = rows[-1]
-                print(f"{dtype:<9}{norm:<10}{pass_:<4}N={N:<6} warps={r['num_warps']:<3}"
-                      f"regs={r['registers']:<4}stack={r['stack_bytes']:<5}"
-                      f"warps/SM={r['warps_per_sm']:<3}{r['memory']}")
+                variants = [None]
+                forward_warps = _launch.settings(N)[1]
+                if pass_ == "bwd" and forward_warps != _launch.settings(N, backward=True)[1]:
+                    variants.append(forward_warps)  # what doubling the warps changed
+                for num_warps in variants:
+                    r = report(norm, pass_, dtype, elements // N, N, num_warps)
+                    rows.append(r)
+                    print(f"{dtype:<9}{norm:<10}{pass_:<4}N={N:<6} warps={r['num_warps']:<3}"
+                          f"regs={r['registers']:<4}stack={r['stack_bytes']:<5}"
+                          f"warps/SM={r['warps_per_sm']:<3}{r['memory']}")
     if args.out:
         doc = {"target": f"sm_{SM90['arch']}", "sm": SM90, "triton": triton.__version__,
                "ptxas": get_ptxas(SM90["arch"]).version,
