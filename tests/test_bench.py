@@ -3,6 +3,7 @@
 No assertion is made on a timing: only on what the benchmark computes and writes.
 """
 
+import importlib.util
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from normlab import bench
 from normlab.bench import providers as prov
 from normlab.bench.__main__ import main, parse_shapes
 from normlab.bench.runner import reference_outputs
-from normlab.bench.timing import summarize, time_cpu
+from normlab.bench.timing import clock_name, summarize, time_cpu, time_fn
 from normlab.figures.builtins import bench_figure, provenance
 
 ROW_TYPES = {"norm": str, "pass": str, "provider": str, "dtype": str, "M": int, "N": int,
@@ -229,3 +230,14 @@ def test_thread_clock_needs_one_thread():
         torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="clock"):
         time_cpu(lambda: None, clock="sundial")
+
+
+def test_results_name_the_timer_that_was_used():
+    assert clock_name("cpu", "thread") == "thread"
+    want = "do_bench" if importlib.util.find_spec("triton") else "cuda events"
+    assert clock_name("cuda") == want
+    with pytest.raises(ValueError, match="device"):
+        time_fn(lambda: None, "tpu")
+    doc = bench.run(norms=["rmsnorm"], passes=["fwd"], shapes=[(4, 8)], providers=["torch"],
+                    device="cpu", clock="wall", log=None, budget_ms=0.0, min_reps=1, warmup=0)
+    assert doc["clock"] == "wall"

@@ -97,3 +97,10 @@ def check_positive_int(value, name):
 def compute_dtype(dtype):
     """float32 for half-precision inputs (as PyTorch computes them), else the dtype itself."""
     return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def check_choice(value, choices, name):
+    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value

@@ -13,12 +13,11 @@ place a pre-norm Transformer puts its norm.
 """
 
 import math
-import numbers
 
 import torch
 from torch import nn
 
-from normlab._validate import check_positive_int
+from normlab._validate import check_choice, check_positive_int, check_real
 from normlab.layer_norm import LayerNorm
 from normlab.rms_norm import RMSNorm
 
@@ -29,22 +28,15 @@ DERIVATIVES = {"relu": lambda z: (z > 0).to(z.dtype), "tanh": lambda z: 1 - torc
 
 
 def _check_gain(gain):
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
-        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
-    if not math.isfinite(gain) or gain < 0:
+    gain = check_real(gain, "gain")
+    if gain < 0:
         raise ValueError(f"gain must be a finite number >= 0, got {gain}")
-    return float(gain)
-
-
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
+    return gain
 
 
 def make_norm(norm, width):
     """The normalization module called ``norm`` (``None`` → identity) for ``(batch, width)``."""
-    _check_choice(norm, NORMS, "norm")
+    check_choice(norm, NORMS, "norm")
     if norm is None:
         return nn.Identity()
     if norm == "layernorm":
@@ -81,8 +73,8 @@ class DeepStack(nn.Module):
         width = check_positive_int(width, "width")
         depth = check_positive_int(depth, "depth")
         self.gain = _check_gain(gain)
-        self.norm = _check_choice(norm, NORMS, "norm")
-        _check_choice(activation, ACTIVATIONS, "activation")
+        self.norm = check_choice(norm, NORMS, "norm")
+        check_choice(activation, ACTIVATIONS, "activation")
         self.blocks = nn.ModuleList(
             Block(width, norm, activation, residual) for _ in range(depth))
         generator = torch.Generator().manual_seed(seed)

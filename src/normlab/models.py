@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from normlab._validate import check_choice
 from normlab.layer_norm import LayerNorm
 from normlab.rms_norm import RMSNorm
 
@@ -27,14 +28,9 @@ NORMS = ("layernorm", "rmsnorm", "none")
 PLACEMENTS = ("post", "pre", "sandwich")
 
 
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
 def make_norm(norm, d_model, eps=1e-5):
     """``normlab.LayerNorm``, ``normlab.RMSNorm`` or the identity over the last ``d_model`` dims."""
-    _check_choice(norm, NORMS, "norm")
+    check_choice(norm, NORMS, "norm")
     if norm == "layernorm":
         return LayerNorm(d_model, eps=eps)
     if norm == "rmsnorm":
@@ -87,7 +83,7 @@ class Block(nn.Module):
 
     def __init__(self, d_model, n_heads, norm="layernorm", placement="pre", eps=1e-5):
         super().__init__()
-        _check_choice(placement, PLACEMENTS, "placement")
+        check_choice(placement, PLACEMENTS, "placement")
         self.placement = placement
         self.attn = CausalSelfAttention(d_model, n_heads)
         self.mlp = MLP(d_model)
@@ -118,8 +114,8 @@ class TinyTransformer(nn.Module):
     def __init__(self, vocab_size, d_model=64, n_layers=4, n_heads=4, block_size=64,
                  norm="layernorm", placement="pre", eps=1e-5):
         super().__init__()
-        _check_choice(norm, NORMS, "norm")
-        _check_choice(placement, PLACEMENTS, "placement")
+        check_choice(norm, NORMS, "norm")
+        check_choice(placement, PLACEMENTS, "placement")
         self.norm, self.placement, self.block_size = norm, placement, block_size
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Embedding(block_size, d_model)
