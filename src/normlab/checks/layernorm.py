@@ -113,13 +113,15 @@ def cancellation_exercise(fn):
         fail(f"{what} should have between 2 and 4096 finite elements, got {row.numel()}.")
     true_var = row.double().var(correction=0).item()
     if true_var == 0:
-        fail(f"{what} is constant, so its variance is 0 and nothing can cancel.",
-             "Keep some spread, e.g. values 1 apart.")
+        fail(f"{what} is constant in float32, so its variance is 0 and nothing can cancel.",
+             "Keep some spread, e.g. values 1 apart. If you added a large constant, keep it "
+             "below about 1e7: beyond that float32's spacing exceeds 1 and the values merge.")
     one_pass = variance_one_pass(row).item()
     rel = abs(one_pass - true_var) / true_var
     if rel <= 0.5:
         fail(f"{what}: one-pass variance {one_pass:.6g} vs exact {true_var:.6g} "
              f"({rel:.1%} off): not broken yet.",
-             "Add the same large constant to every element: E[x²] and E[x]² grow like c², "
+             "Add the same large constant c to every element (1e4 or more, below about 1e7 "
+             "so the values stay distinct): E[x²] and E[x]² grow like c² and "
              "float32 keeps about 7 digits of each.")
     passed(f"one-pass variance {one_pass:.6g} vs exact {true_var:.6g}: {rel:.0%} off.")

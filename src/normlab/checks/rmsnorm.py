@@ -76,8 +76,8 @@ def eps_gap_exercise(fn, threshold=0.01):
             fail(f"For eps={eps:g} the two placements differ by at most {100 * gap:.3g} % on "
                  f"your input (row RMS between {rms.min():.3g} and {rms.max():.3g}); "
                  f"need more than {100 * threshold:g} %.",
-                 "for √ε ≪ RMS the difference is only about ε/RMS + ε/(2·RMS²): "
-                 "make the RMS comparable to √ε.")
+                 "for √ε ≪ RMS the difference is only about |ε/RMS − ε/(2·RMS²)|: make the "
+                 "RMS comparable to √ε (not exactly 0: an all-zero row gives 0 either way).")
     passed(f"the two ε placements differ by {100 * gap:.3g} % on your input for eps={eps:g}.")
 
 

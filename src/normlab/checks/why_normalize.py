@@ -88,7 +88,8 @@ def gain_exercise(fn):
             fail(told + f" That is more than {hi}: the stream grows with every block.", hint)
         if ratio < lo / SLACK:
             fail(told + f" That is less than {lo}: the residual branches barely add "
-                 "anything (with g = 0 the stack is the identity and cannot learn).", hint)
+                 "anything (with g = 0 every block starts as the identity: the stream does not "
+                 "grow at all).", hint)
     passed(f"ratios within {lo}–{hi} for depths {GAIN_DEPTHS}: the right gain shrinks like "
            "1/√L, the idea behind depth-scaled inits such as Fixup.")
 

@@ -17,7 +17,8 @@ from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, 
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
 
-UNIT_ROUNDOFF = {"bfloat16": 2.0**-9, "float16": 2.0**-11, "float32": 2.0**-24}
+# u = 2^-p for p significant bits (round to nearest): half the gap between 1 and the next float.
+UNIT_ROUNDOFF = {"bfloat16": 2.0**-8, "float16": 2.0**-11, "float32": 2.0**-24}
 
 
 # --- where ε goes -------------------------------------------------------------------------
