@@ -12,10 +12,12 @@ def _dims(shape):
 
 
 def _stats(xf, dims, eps):
-    """Mean and ``rstd = 1/sqrt(var + eps)`` of ``xf`` over ``dims`` (kept as size 1)."""
+    """``mean``, ``centred = xf - mean`` and ``rstd = 1/sqrt(var + eps)`` over ``dims``
+    (kept as size 1); ``centred`` is computed once, for the variance and for the output."""
     mean = xf.mean(dim=dims, keepdim=True)
-    var = (xf - mean).pow(2).mean(dim=dims, keepdim=True)  # biased: divide by d
-    return mean, torch.rsqrt(var + eps)
+    centred = xf - mean
+    var = centred.pow(2).mean(dim=dims, keepdim=True)  # biased: divide by d
+    return mean, centred, torch.rsqrt(var + eps)
 
 
 def layer_norm_stats(x, normalized_shape, eps=1e-5):
@@ -31,7 +33,8 @@ def layer_norm_stats(x, normalized_shape, eps=1e-5):
     Triton's layer-norm tutorial; PyTorch's CPU kernel rounds them to the input dtype).
     """
     shape = check_input(x, normalized_shape)
-    return _stats(x.to(compute_dtype(x.dtype)), _dims(shape), check_eps(eps))
+    mean, _, rstd = _stats(x.to(compute_dtype(x.dtype)), _dims(shape), check_eps(eps))
+    return mean, rstd
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -51,8 +54,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     check_param(weight, "weight", shape)
     check_param(bias, "bias", shape)
     xf = x.to(compute_dtype(x.dtype))
-    mean, rstd = _stats(xf, _dims(shape), eps)
-    y = (xf - mean) * rstd
+    _, centred, rstd = _stats(xf, _dims(shape), eps)
+    y = centred * rstd
     if weight is not None:
         y = y * weight
     if bias is not None:
