@@ -1,4 +1,5 @@
-"""Shared fixtures for the browser tests (test_site.py, test_site_a11y.py).
+"""Shared test setup: Triton's interpreter on machines without a GPU, and the fixtures of
+the browser tests (test_site.py, test_site_a11y.py).
 
 ``NORMLAB_SITE`` overrides the built site folder (default ``_build/html``).
 """
@@ -11,6 +12,13 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
+import torch
+
+# Without a GPU the Triton kernels run on CPU tensors through Triton's interpreter. The
+# variable only counts if it is set before triton is first imported, whichever test module
+# is collected first, so it is set here, before any of them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(os.environ.get("NORMLAB_SITE", ROOT / "_build" / "html")).resolve()

@@ -86,3 +86,13 @@ def test_committed_report_matches_the_code(compiled):
         assert committed[row["norm"], row["pass"], row["N"], row["variant"]] == row, (
             "stale benchmarks/codegen/sm90.json: rerun "
             "`python -m normlab.kernels.codegen --out benchmarks/codegen/sm90.json`")
+
+
+def test_occupancy_takes_the_tightest_per_sm_limit():
+    # imported here: the module-level compile runs in a subprocess without the interpreter
+    from normlab.kernels.codegen import occupancy
+
+    assert occupancy(32, 4, 0) == 64  # warps limit: 16 CTAs of 4 warps
+    assert occupancy(64, 32, 0) == 32  # registers: 64 × 32 threads × 32 warps fill the file
+    assert occupancy(255, 4, 0) == 8  # 255 regs round up to 8192 per warp: 2 CTAs
+    assert occupancy(32, 4, 100 * 1024) == 8  # shared memory: 2 CTAs of 101 KiB fit in 228

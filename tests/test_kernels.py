@@ -1,12 +1,11 @@
 """Fused Triton kernels against torch.nn.functional and the float64 reference.
 
 Without a GPU the kernels run on CPU tensors through Triton's interpreter on small
-shapes (TRITON_INTERPRET=1 must be set before triton is first imported, so it is set
-here at import time); with a GPU the same tests run at full size.
+shapes (tests/conftest.py sets TRITON_INTERPRET=1 before any test imports triton); with a
+GPU the same tests run at full size.
 """
 
 import importlib
-import os
 import re
 import sys
 
@@ -14,18 +13,13 @@ import pytest
 import torch
 
 CUDA = torch.cuda.is_available()
-if not CUDA:  # run the kernels through the interpreter; must precede the first triton import
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 pytest.importorskip("triton", reason="Triton is not installed (Linux only): kernels untested")
-try:
-    from normlab import kernels
-    from normlab.kernels import _launch
-except ImportError as err:  # triton imported earlier in this process without the interpreter
-    pytest.skip(f"normlab.kernels unavailable: {err}", allow_module_level=True)
 
 import torch.nn.functional as F  # noqa: E402
 
 import normlab  # noqa: E402
+from normlab import kernels  # noqa: E402
+from normlab.kernels import _launch  # noqa: E402
 
 DEVICE = "cuda" if CUDA else "cpu"
 # Max |error| allowed against the float64 reference, per dtype (y, dx, dweight, dbias alike,
