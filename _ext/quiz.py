@@ -23,6 +23,11 @@ class Quiz(SphinxDirective):
     }
 
     def run(self):
+        stray = [line for line in self.content
+                 if re.match(rf"^:({'|'.join(self.option_spec)}):", line)]
+        if stray:  # options are only read before the question; later they would show as text
+            raise self.error(f"quiz option after the question text: {stray[0]!r} "
+                             "(put every :option: line before the question)")
         question, choices = self._split(self.content)
         quiz = nodes.container(classes=["nl-quiz"])
         self.set_source_info(quiz)

@@ -21,7 +21,7 @@ def _perturb_norms(block, seed):
 
 
 def pre_norm_exercise(pre_norm_forward):
-    """Exercise 1: ``pre_norm_forward(block, x)`` computes a pre-norm block from its parts."""
+    """Exercise 2: ``pre_norm_forward(block, x)`` computes a pre-norm block from its parts."""
     block = _block("pre")
     _perturb_norms(block, seed=1)
     x = 3 * torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(2))
@@ -42,7 +42,7 @@ def pre_norm_exercise(pre_norm_forward):
 
 
 def grad_norms_exercise(layer_grad_norms):
-    """Exercise 2: ``layer_grad_norms(model)`` returns ‖∂L/∂W₂‖_F per layer after ``backward``."""
+    """Exercise 3: ``layer_grad_norms(model)`` returns ‖∂L/∂W₂‖_F per layer after ``backward``."""
     torch.manual_seed(0)
     model = TinyTransformer(11, d_model=16, n_layers=3, n_heads=2, block_size=8,
                             placement="post")
@@ -71,7 +71,7 @@ def grad_norms_exercise(layer_grad_norms):
 
 
 def placement_prediction_exercise(predict, grad_norm_runs):
-    """Exercise 3: ``predict()`` names the placement (with LayerNorm) whose *last* layer has
+    """Exercise 1: ``predict()`` names the placement (with LayerNorm) whose *last* layer has
     the largest gradient norm at initialization in the deepest model.
 
     ``grad_norm_runs`` are the ``runs`` of the committed ``grad_norms.json``.
