@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip("triton", reason="Triton is not installed (Linux only)")
 
+from normlab.kernels.codegen import occupancy  # noqa: E402
+
 COMMITTED = Path(__file__).parents[1] / "benchmarks" / "codegen" / "sm90.json"
 REPORTED = (1000, 1024, 4096, 8192, 16384)
 COMPILE = f"""
@@ -89,9 +91,6 @@ def test_committed_report_matches_the_code(compiled):
 
 
 def test_occupancy_takes_the_tightest_per_sm_limit():
-    # imported here: the module-level compile runs in a subprocess without the interpreter
-    from normlab.kernels.codegen import occupancy
-
     assert occupancy(32, 4, 0) == 64  # warps limit: 16 CTAs of 4 warps
     assert occupancy(64, 32, 0) == 32  # registers: 64 × 32 threads × 32 warps fill the file
     assert occupancy(255, 4, 0) == 8  # 255 regs round up to 8192 per warp: 2 CTAs

@@ -8,7 +8,7 @@ on the static site and its stored output reproduces on any machine.
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from normlab.figures.plotting import BLACK, BLUE, GREEN, VERMILION, r4
+from normlab.figures.plotting import BLACK, BLUE, GREEN, GREY, VERMILION, r4
 
 # One colour per placement, black for "no norm".
 COLORS = {"post": VERMILION, "pre": BLUE, "sandwich": GREEN, "none": BLACK}
@@ -76,7 +76,7 @@ def last_layer_figure(results):
     (d0, g0), depths = pre[0], [d for d, _ in pre]
     fig.add_trace(go.Scatter(x=depths, y=r4([g0 * (d0 / d) ** 0.5 for d in depths]),
                              mode="lines", name="∝ 1/√L (guide)",
-                             line={"color": "#999999", "dash": "longdash", "width": 1}))
+                             line={"color": GREY, "dash": "longdash", "width": 1}))
     fig.update_layout(
         title="Last layer's gradient norm at initialization against depth",
         xaxis={"title": "number of layers L (log scale)", "type": "log",

@@ -121,8 +121,8 @@ def report(norm, pass_, dtype, M, N, num_warps=None):
     """One row: launch settings, resources and memory instructions of one compiled kernel
     (``variant`` "launch", or "forward warps" for a backward given the forward's warps)."""
     kernel = compile_kernel(norm, pass_, dtype, M, N, num_warps)
-    usage = _cuobjdump(kernel.asm["cubin"], "-res-usage")
-    registers, stack = (int(re.search(rf"{key}:(\d+)", usage).group(1))
+    machine_code = _cuobjdump(kernel.asm["cubin"], "-res-usage", "-sass")
+    registers, stack = (int(re.search(rf"{key}:(\d+)", machine_code).group(1))
                         for key in ("REG", "STACK"))
     warps, shared = kernel.metadata.num_warps, kernel.metadata.shared
     block, _, single = _launch.settings(N, backward=pass_ == "bwd")
@@ -131,15 +131,19 @@ def report(norm, pass_, dtype, M, N, num_warps=None):
             "BLOCK_SIZE": block, "SINGLE_BLOCK": single, "num_warps": warps,
             "registers": registers, "stack_bytes": stack, "shared_bytes": shared,
             "warps_per_sm": occupancy(registers, warps, shared),
-            "memory": memory_instructions(_cuobjdump(kernel.asm["cubin"], "-sass"))}
+            "memory": memory_instructions(machine_code)}
 
 
-def hidden_sizes():
-    """The benchmark's hidden sizes, one long row (the column-block path) and 1000, whose
-    rows are 16-byte aligned in bfloat16 yet not divisible by 16 elements."""
-    from normlab.bench.gpu import HIDDEN
+def shapes(dtype):
+    """``(M, N)``: the GPU benchmark's shapes, plus, with as many elements, N = 1000 (rows
+    16-byte aligned in bfloat16 yet not divisible by 16 elements) and one long row (the
+    column-block path)."""
+    from normlab.bench.gpu import gpu_shapes
 
-    return [1000, *HIDDEN, 4 * _launch.MAX_FUSED_SIZE]
+    bench = gpu_shapes(dtype)
+    elements = math.prod(bench[0])
+    return [(elements // 1000, 1000), *bench,
+            (elements // (4 * _launch.MAX_FUSED_SIZE), 4 * _launch.MAX_FUSED_SIZE)]
 
 
 def main(argv=None):
@@ -151,15 +155,14 @@ def main(argv=None):
         p.error("unset TRITON_INTERPRET: the interpreter does not compile kernels")
     rows = []
     for dtype in ("bfloat16", "float32"):
-        elements = 2**27 if dtype == "bfloat16" else 2**26  # the GPU benchmark's shapes
         for (norm, pass_) in KERNELS:
-            for N in hidden_sizes():
+            for M, N in shapes(dtype):
                 variants = [None]
                 forward_warps = _launch.settings(N)[1]
                 if pass_ == "bwd" and forward_warps != _launch.settings(N, backward=True)[1]:
                     variants.append(forward_warps)  # what doubling the warps changed
                 for num_warps in variants:
-                    r = report(norm, pass_, dtype, elements // N, N, num_warps)
+                    r = report(norm, pass_, dtype, M, N, num_warps)
                     rows.append(r)
                     print(f"{dtype:<9}{norm:<10}{pass_:<4}N={N:<6} warps={r['num_warps']:<3}"
                           f"regs={r['registers']:<4}stack={r['stack_bytes']:<5}"
