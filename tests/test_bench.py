@@ -5,6 +5,7 @@ No assertion is made on a timing: only on what the benchmark computes and writes
 
 import importlib.util
 import json
+import math
 
 import pytest
 import torch
@@ -58,6 +59,7 @@ def test_cli_tiny_grid_writes_documented_schema(tmp_path, capsys):
     assert len(doc["results"]) == 16
     assert {r["provider"] for r in doc["results"]} == {"eager", "torch"}
     assert {(r["M"], r["N"]) for r in doc["results"]} == {(64, 128), (32, 1000)}
+    assert doc["command"].startswith("python -m normlab.bench --device cpu --grid tiny")
     printed = capsys.readouterr().out
     assert "eager" in printed and "GB/s" in printed and str(out) in printed
 
@@ -109,12 +111,32 @@ def _wrong_dx(norm, pass_, x, weight, bias, dy):
     (_forgets_centering, "fwd", "y"),
     (_wrong_dx, "fwd+bwd", "dx"),
     (lambda *a: lambda: torch.zeros(3), "fwd", "shape"),
+    (lambda norm, pass_, x, *rest: lambda: torch.nn.functional.layer_norm(x, x.shape[-1:]),
+     "fwd+bwd", "expected 4 outputs, got 1"),  # y only: no gradient to check
 ])
 def test_wrong_provider_is_rejected(registry, build, pass_, match):
     bench.register(bench.Provider("wrong", build))
     with pytest.raises(bench.CorrectnessError, match=match):
         bench.run(norms=["layernorm"], passes=[pass_], shapes=[(16, 64)],
                   providers=["torch", "wrong"], device="cpu", log=None, **QUICK)
+
+
+@pytest.mark.parametrize("bad_dweight", [torch.zeros_like, lambda t: torch.full_like(t, math.nan)],
+                         ids=["zero", "nan"])
+def test_wrong_parameter_gradient_is_rejected(bad_dweight):
+    builtin = prov._from_forward(prov.BUILTIN)
+
+    def build(*args):
+        run_builtin = builtin(*args)
+
+        def fn():
+            y, dx, dweight, dbias = run_builtin()
+            return y, dx, bad_dweight(dweight), dbias
+        return fn
+
+    inputs = bench.make_inputs("layernorm", "fwd+bwd", 16, 64, torch.float32)
+    with pytest.raises(bench.CorrectnessError, match="dweight"):
+        bench.check_provider(bench.Provider("bad", build), "layernorm", "fwd+bwd", inputs)
 
 
 def test_unchecked_provider_is_timed_without_check(registry):
@@ -181,6 +203,7 @@ def test_bad_arguments():
 def test_results_files_round_trip_and_schema_check(tmp_path):
     doc = bench.run(norms=["rmsnorm"], passes=["fwd"], shapes=[(4, 8)], providers=["torch"],
                     device="cpu", log=None, **QUICK)
+    assert doc["command"] is None  # called from Python: no command line to record
     path = bench.write_json(doc, tmp_path / "a.json")
     assert bench.find_results(tmp_path) == [path]
     assert bench.load_results(path) == json.loads(json.dumps(doc))
@@ -192,6 +215,15 @@ def test_results_files_round_trip_and_schema_check(tmp_path):
     assert bench.lookup(rows, norm="rmsnorm", pass_="fwd", N=8)["provider"] == "torch"
     with pytest.raises(ValueError, match="0 results"):
         bench.lookup(rows, norm="layernorm")
+
+
+@pytest.mark.parametrize("key", [*bench.report.TOP_KEYS, *bench.report.RESULT_KEYS])
+def test_schema_check_names_a_missing_key(key):
+    doc = bench.run(norms=["rmsnorm"], passes=["fwd"], shapes=[(4, 8)], providers=["torch"],
+                    device="cpu", log=None, **QUICK)
+    del (doc["results"][0] if key in bench.report.RESULT_KEYS else doc)[key]
+    with pytest.raises(ValueError, match=repr(key)):
+        bench.report.check_schema(doc)
 
 
 def test_committed_results_follow_the_schema():

@@ -80,6 +80,8 @@ def test_cancellation_exercise(capsys):
     assert "✅" in capsys.readouterr().out
     wrong = [
         (lambda: torch.arange(8, dtype=torch.float32), "not broken yet"),
+        (lambda: 1e3 + torch.randn(64, generator=torch.Generator().manual_seed(0)),
+         "not broken yet"),  # a few per cent off: visible, not yet broken
         (lambda: torch.full((8,), 1e4), "constant"),
         (lambda: torch.arange(8, dtype=torch.float64) + 1e4, "float32"),
         (lambda: [1.0, 2.0], "1-D float32 tensor"),

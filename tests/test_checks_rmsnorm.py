@@ -41,6 +41,7 @@ def test_rms_norm_accepts_a_right_answer(capsys):
     (in_place, "in place"),
     (lambda x, w, eps: good_rms_norm(x, w, eps)[..., :-1], "expected shape"),
     (lambda x, w, eps: x, "largest difference"),
+    (lambda x, w, eps: 1.01 * good_rms_norm(x, w, eps), "largest difference"),  # 1 % off
     (lambda x, w, eps: None, "expected a torch.Tensor"),
 ])
 def test_rms_norm_explains_wrong_answers(fn, message):
@@ -55,6 +56,7 @@ def test_eps_gap_accepts_rms_near_sqrt_eps(capsys):
 
 @pytest.mark.parametrize("fn,message", [
     (lambda eps: torch.ones(8), "differ by at most"),  # RMS 1: gap ≈ ε
+    (lambda eps: torch.full((4,), 20 * eps ** 0.5), "differ by at most"),  # gap ≈ 0.12 %
     (lambda eps: torch.zeros(8), "differ by at most"),  # both placements give 0
     (lambda eps: torch.tensor(1e-3), "at least one"),
     (lambda eps: [eps] * 4, "floating-point tensor"),

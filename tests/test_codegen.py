@@ -10,15 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("triton", reason="Triton is not installed (Linux only)")
 
-from normlab.kernels.codegen import occupancy  # noqa: E402
+from normlab.kernels.codegen import REPORT, occupancy  # noqa: E402
 
-COMMITTED = Path(__file__).parents[1] / "benchmarks" / "codegen" / "sm90.json"
 REPORTED = (1000, 1024, 4096, 8192, 16384)
 COMPILE = f"""
 import json, sys
@@ -81,13 +79,12 @@ def test_no_register_spills_below_16384_columns(compiled):
 
 
 def test_committed_report_matches_the_code(compiled):
-    """benchmarks/codegen/sm90.json is what the current kernels and settings compile to."""
+    """The committed report (REPORT) is what the current kernels and settings compile to."""
     committed = {(r["norm"], r["pass"], r["N"], r["variant"]): r
-                 for r in json.loads(COMMITTED.read_text())["rows"] if r["dtype"] == "bfloat16"}
+                 for r in json.loads(REPORT.read_text())["rows"] if r["dtype"] == "bfloat16"}
     for row in compiled["rows"]:
         assert committed[row["norm"], row["pass"], row["N"], row["variant"]] == row, (
-            "stale benchmarks/codegen/sm90.json: rerun "
-            "`python -m normlab.kernels.codegen --out benchmarks/codegen/sm90.json`")
+            f"stale {REPORT}: rerun `python -m normlab.kernels.codegen --out {REPORT}`")
 
 
 def test_occupancy_takes_the_tightest_per_sm_limit():

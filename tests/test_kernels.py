@@ -243,12 +243,26 @@ def test_gradcheck_float64():
 
 
 def test_rms_norm_zero_row_eps_outside_has_finite_gradient():
-    """y = x/(RMS(x)+ε) is differentiable at x = 0 with dy/dx = I/ε (autograd of the
-    formula gives NaN there: 0 · d sqrt(0))."""
+    """y = x/(RMS(x)+ε) is differentiable at x = 0 with dy/dx = I/ε (as the reference's
+    ‖x‖/√d gives; autograd of √(mean x²) would give 0 · ∞ = NaN there)."""
     x = torch.zeros(2, 8, device=DEVICE)
     dy = torch.randn(2, 8, generator=torch.Generator().manual_seed(1)).to(DEVICE)
     _, dx = run(lambda x: rms_triton(x, None, eps=1e-2, eps_inside_sqrt=False), x, dy)
     torch.testing.assert_close(dx, dy / 1e-2)
+
+
+def test_eps_reaches_the_kernels():
+    """Rows whose variance (LayerNorm) or mean square (RMSNorm) is ≈ 1e-4, with eps = 0.1:
+    a kernel or module that drops eps is far off."""
+    small = 1e-2 * torch.randn(4, 16, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    for fused, module, x, ref in [
+        (kernels.layer_norm, kernels.TritonLayerNorm, 1 + small, F.layer_norm),
+        (kernels.rms_norm, kernels.TritonRMSNorm, small, F.rms_norm),
+    ]:
+        want = ref(x, (16,), eps=0.1)
+        torch.testing.assert_close(fused(x, 16, eps=0.1), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(module(16, eps=0.1, device=DEVICE)(x), want,
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_modules_are_drop_in():
@@ -279,6 +293,7 @@ BAD_CALLS = [
     ("eps zero", lambda f: f(torch.ones(2, 3), 3, eps=0.0)),
     ("eps nan", lambda f: f(torch.ones(2, 3), 3, eps=float("nan"))),
     ("eps bool", lambda f: f(torch.ones(2, 3), 3, eps=True)),
+    ("eps 0 in float32", lambda f: f(torch.ones(2, 3), 3, eps=1e-50)),
     ("weight shape", lambda f: f(torch.ones(2, 3), 3, torch.ones(4))),
     ("weight int", lambda f: f(torch.ones(2, 3), 3, torch.ones(3, dtype=torch.int32))),
     ("weight list", lambda f: f(torch.ones(2, 3), 3, [1.0, 1.0, 1.0])),
@@ -305,6 +320,17 @@ def test_bad_bias_same_error_as_reference():
             normlab.layer_norm(x, 3, None, bias)
         with pytest.raises(want.type, match=re.escape(str(want.value))):
             kernels.layer_norm(x, 3, None, bias)
+
+
+def test_parameter_on_another_device_same_error_as_reference():
+    x, meta = torch.ones(2, 3, device=DEVICE), torch.ones(3, device="meta")
+    for reference, fused, args in [(normlab.layer_norm, kernels.layer_norm, (meta, None)),
+                                   (normlab.layer_norm, kernels.layer_norm, (None, meta)),
+                                   (normlab.rms_norm, kernels.rms_norm, (meta,))]:
+        with pytest.raises(ValueError, match="must be on x's device") as want:
+            reference(x, 3, *args)
+        with pytest.raises(ValueError, match=re.escape(str(want.value))):
+            fused(x, 3, *args)
 
 
 @pytest.mark.skipif(CUDA, reason="CPU-only check of the device message")

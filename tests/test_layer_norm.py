@@ -211,8 +211,12 @@ BAD = [
     (dict(x=X, normalized_shape=3, eps=float("nan")), ValueError, "eps"),
     (dict(x=X, normalized_shape=3, eps=float("inf")), ValueError, "eps"),
     (dict(x=X, normalized_shape=3, eps="1e-5"), TypeError, "eps"),
+    (dict(x=X, normalized_shape=3, eps=1e-50), ValueError, "eps"),  # 0 in float32
+    (dict(x=X, normalized_shape=3, eps=10**400), ValueError, "eps"),  # not even a float64
     (dict(x=X, normalized_shape=3, weight=torch.ones(4)), ValueError, "weight"),
     (dict(x=X, normalized_shape=3, weight=torch.ones(1, 3)), ValueError, "weight"),
+    (dict(x=X, normalized_shape=3, weight=torch.ones(3, device="meta")), ValueError, "weight"),
+    (dict(x=X, normalized_shape=3, bias=torch.ones(3, device="meta")), ValueError, "bias"),
     (dict(x=X, normalized_shape=3, weight=torch.ones(3, dtype=torch.int32)), TypeError, "weight"),
     (dict(x=X, normalized_shape=3, bias=torch.ones(2)), ValueError, "bias"),
     (dict(x=X, normalized_shape=3, bias=[0.0, 0.0, 0.0]), TypeError, "bias"),
@@ -244,6 +248,14 @@ def test_backward_bad_input():
         layer_norm_backward(x, x, 3, torch.ones(2), mean, rstd)
     with pytest.raises(ValueError, match="normalized_shape"):
         layer_norm_backward(x, x, 4, None, mean, rstd)
+    square = make((3, 3), torch.float64)  # flat (M,) statistics would broadcast when M == N
+    mean, rstd = layer_norm_stats(square, 3)
+    with pytest.raises(ValueError, match=r"\bmean must have shape \(3, 1\)"):
+        layer_norm_backward(square, square, 3, None, mean.reshape(-1), rstd)
+    with pytest.raises(ValueError, match=r"\brstd\b"):
+        layer_norm_backward(square, square, 3, None, mean, rstd[0, 0])
+    with pytest.raises(TypeError, match=r"\brstd\b"):
+        layer_norm_backward(square, square, 3, None, mean, 1.0)
 
 
 # ---- module -------------------------------------------------------------------------------
@@ -273,6 +285,17 @@ def test_module_matches_torch_module(kwargs):
     close(ours(x), theirs(x), torch.float32)
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_eps_reaches_every_entry_point():
+    """Rows of variance ≈ 1e-4 with eps = 0.1: eps dominates, so a path that drops it shows."""
+    x = make((4, 16), torch.float64, offset=1.0, scale=1e-2)
+    _, _, want_rstd = torch.native_layer_norm(x, (16,), None, None, 0.1)
+    want_y = F.layer_norm(x, (16,), eps=0.1)
+    close(normlab.layer_norm(x, 16, eps=0.1), want_y, torch.float64)
+    close(normlab.LayerNorm(16, eps=0.1, dtype=torch.float64)(x), want_y, torch.float64)
+    close(layer_norm_stats(x, 16, eps=0.1)[1], want_rstd, torch.float64)
+    assert (F.layer_norm(x, (16,)) - want_y).abs().max() > 1  # the default eps differs a lot
 
 
 def test_module_without_loading_uses_gamma_one_beta_zero():

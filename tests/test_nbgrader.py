@@ -70,3 +70,20 @@ def test_round_trip(course):
     with open(root / "grades.csv") as f:
         (row,) = csv.DictReader(f)
     assert float(row["score"]) == float(row["max_score"]) > 0, row
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_exercise_cells_follow_the_convention(chapter):
+    """Solutions: behind a "Show solution" toggle on the site. Checks: tagged
+    ``raises-exception``, so Run All in a student version goes on past a failing check
+    (JupyterLab, Notebook 7); nbval still compares their stored "✅" output."""
+    cells = nbformat.read(chapter, as_version=4).cells
+    for i, cell in enumerate(cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            assert "hide-input" in cell.metadata.get("tags", []), i
+            assert cell.metadata.get("mystnb", {}).get("code_prompt_show") == "Show solution", i
+            assert "### BEGIN SOLUTION" in cell.source, i
+        elif meta.get("grade"):
+            assert "raises-exception" in cell.metadata.get("tags", []), i
+            assert "check." in cell.source and meta.get("locked"), i

@@ -76,20 +76,21 @@ def test_forward_matches_torch_and_float64(shape, normalized_shape, dtype, with_
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape,normalized_shape", SHAPES, ids=str)
-def test_backward_matches_torch(shape, normalized_shape, dtype):
+def test_backward_matches_torch_and_float64(shape, normalized_shape, dtype):
     x, w = make(shape, normalized_shape, dtype)
     dy = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(dtype)
     grads = []
-    for fn in (rms_norm, F.rms_norm):
-        xi, wi = x.clone().requires_grad_(), w.clone().requires_grad_()
-        fn(xi, normalized_shape, wi, eps=1e-6).backward(dy)
+    for fn, cast in ((rms_norm, dtype), (F.rms_norm, dtype), (reference, torch.float64)):
+        xi, wi = (t.to(cast, copy=True).requires_grad_() for t in (x, w))
+        fn(xi, normalized_shape, wi, eps=1e-6).backward(dy.to(cast))
         grads.append((xi.grad, wi.grad))
-    (dx, dweight), (dx_t, dweight_t) = grads
+    (dx, dweight), *others = grads
     atol, rtol = TOL[dtype]
     scale = max(1, x[..., :1].numel())  # dweight sums over rows: its error grows with them
-    close(dx, dx_t, dtype)
-    torch.testing.assert_close(dweight.double(), dweight_t.double(),
-                               atol=atol * scale, rtol=rtol * 4)
+    for dx_other, dweight_other in others:
+        close(dx, dx_other, dtype)
+        torch.testing.assert_close(dweight.double(), dweight_other.double(),
+                                   atol=atol * scale, rtol=rtol * 4)
 
 
 def test_int_normalized_shape():
@@ -235,7 +236,8 @@ def test_unit_offset_module_starts_as_plain_rmsnorm():
     assert "add_unit_offset=True" in repr(m)
 
 
-@pytest.mark.parametrize("p,k", [(0.0625, 4), (0.5, 32), (0.3, 19), (1.0, 64)])
+# (0.45, 28): p·d = 28.8 is floored, as the reference code does, not rounded
+@pytest.mark.parametrize("p,k", [(0.0625, 4), (0.5, 32), (0.3, 19), (0.45, 28), (1.0, 64)])
 def test_partial_matches_reference_code(p, k):
     """pRMSNorm: RMS from the first ⌊p·d⌋ features, ε outside the root as in bzhangGo/rmsnorm."""
     x, w = make((5, 64), (64,), torch.float64)
@@ -280,6 +282,24 @@ def test_eps_outside_sqrt_formula():
     y_inside = rms_norm(x, 4, eps=1e-5)
     close(y_inside, x / math.sqrt(9e-6 + 1e-5), torch.float64)
     assert (y / y_inside - 1).abs().max() > 0.4  # RMS ≈ √ε: the placements disagree a lot
+
+
+@pytest.mark.parametrize("partial", [None, 0.5])
+def test_eps_outside_sqrt_zero_row_has_gradient_dy_over_eps(partial):
+    """y = x/(RMS(x)+ε) is differentiable at x = 0 with dy/dx = I/ε (the Triton kernel's
+    answer); autograd of √(mean x²) would give 0·∞ = NaN there."""
+    x = torch.zeros(2, 8, requires_grad=True)
+    dy = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    rms_norm(x, 8, eps=1e-2, eps_inside_sqrt=False, partial=partial).backward(dy)
+    torch.testing.assert_close(x.grad, dy / 1e-2)
+
+
+def test_module_passes_its_eps_on():
+    """RMS ≈ 1e-2 with eps = 0.1 (inside the root: 1e-4 against 0.1): eps dominates."""
+    x = 1e-2 * make((4, 16), 16, torch.float64)[0]
+    want = F.rms_norm(x, (16,), eps=0.1)
+    close(RMSNorm(16, eps=0.1, dtype=torch.float64)(x), want, torch.float64)
+    assert (F.rms_norm(x, (16,)) - want).abs().max() > 1  # eps=None differs a lot
 
 
 def test_eps_placement_irrelevant_for_large_rms():
@@ -338,8 +358,13 @@ BAD_CALLS = [
     ({"x": X, "normalized_shape": 4, "eps": math.nan}, ValueError, "eps"),
     ({"x": X, "normalized_shape": 4, "eps": math.inf}, ValueError, "eps"),
     ({"x": X, "normalized_shape": 4, "eps": "1e-5"}, TypeError, "eps"),
+    ({"x": X, "normalized_shape": 4, "eps": 1e-50}, ValueError, "eps"),  # 0 in float32
+    ({"x": X, "normalized_shape": 4, "eps": 1e39}, ValueError, "eps"),  # inf in float32
+    ({"x": X, "normalized_shape": 4, "eps": 10**400}, ValueError, "eps"),  # not even a float64
     ({"x": X, "normalized_shape": 4, "weight": torch.ones(5)}, ValueError, "weight"),
     ({"x": X, "normalized_shape": 4, "weight": torch.ones(1, 4)}, ValueError, "weight"),
+    ({"x": X, "normalized_shape": 4, "weight": torch.ones(4, device="meta")}, ValueError,
+     "weight"),
     ({"x": X, "normalized_shape": 4, "weight": torch.ones(4, dtype=torch.int32)}, TypeError,
      "weight"),
     ({"x": X, "normalized_shape": 4, "weight": [1.0] * 4}, TypeError, "weight"),
@@ -356,7 +381,7 @@ BAD_CALLS = [
 @pytest.mark.parametrize("kwargs,error,name", BAD_CALLS,
                          ids=[f"{n}-{i}" for i, (_, _, n) in enumerate(BAD_CALLS)])
 def test_bad_input_raises_naming_the_argument(kwargs, error, name):
-    with pytest.raises(error, match=name):
+    with pytest.raises(error, match=rf"\b{name}\b"):
         rms_norm(**kwargs)
 
 
@@ -366,7 +391,7 @@ def test_bad_input_raises_naming_the_argument(kwargs, error, name):
     ({"add_unit_offset": True, "elementwise_affine": False}, "add_unit_offset"),
 ])
 def test_bad_module_arguments_fail_at_construction(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
         RMSNorm(8, **kwargs)
 
 

@@ -11,6 +11,7 @@ import numbers
 import torch
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+FLOAT32 = torch.finfo(torch.float32)
 
 
 def check_input(x, normalized_shape, name="x"):
@@ -55,13 +56,20 @@ def _as_int(n):
     return int(n)
 
 
-def check_eps(eps, name="eps"):
-    """Return ``eps`` as a float after checking it is a positive, finite number."""
-    return check_real(eps, name, positive=True)
+def check_eps(eps):
+    """``eps`` as a float: a positive number in float32's normal range. Every kernel
+    computes in float32 at least (the Triton kernels take ``eps`` as float32), where a
+    smaller ``eps`` would be 0 or subnormal and a larger one infinite."""
+    eps = check_real(eps, "eps", positive=True)
+    if not FLOAT32.tiny <= eps <= FLOAT32.max:
+        raise ValueError(f"eps must be between {FLOAT32.tiny:.4g} and {FLOAT32.max:.4g} "
+                         f"(float32's normal range), got {eps:g}")
+    return eps
 
 
-def check_param(p, name, normalized_shape):
-    """Check an optional affine parameter (``weight``/``bias``) has ``normalized_shape``."""
+def check_param(p, name, x, normalized_shape):
+    """Check an optional affine parameter (``weight``/``bias``) has ``normalized_shape``
+    and sits on ``x``'s device."""
     if p is None:
         return
     if not isinstance(p, torch.Tensor):
@@ -73,16 +81,32 @@ def check_param(p, name, normalized_shape):
             f"{name} must have shape normalized_shape={tuple(normalized_shape)}, "
             f"got {tuple(p.shape)}"
         )
+    if p.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {p.device}")
+
+
+def check_stats(stat, name, x, normalized_shape):
+    """Check a saved per-row statistic (``mean``/``rstd``) has shape ``(*batch, 1, ..., 1)``."""
+    want = tuple(x.shape[:x.dim() - len(normalized_shape)]) + (1,) * len(normalized_shape)
+    if not isinstance(stat, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(stat).__name__}")
+    if tuple(stat.shape) != want:
+        raise ValueError(f"{name} must have shape {want} (one value per row, as "
+                         f"layer_norm_stats returns it), got {tuple(stat.shape)}")
 
 
 def check_real(value, name, positive=False):
     """``value`` as a float; a finite real number (and > 0 if ``positive``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64's range
+        value = math.inf if value > 0 else -math.inf
     if not math.isfinite(value) or (positive and value <= 0):
         kind = "a positive finite" if positive else "a finite"
         raise ValueError(f"{name} must be {kind} number, got {value}")
-    return float(value)
+    return value
 
 
 def check_positive_int(value, name):

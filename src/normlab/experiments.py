@@ -7,7 +7,6 @@ Everything runs on one CPU thread with fixed seeds, so a rerun reproduces the lo
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from normlab.data import eval_batches, get_batch, load_dataset
+from normlab.machine import cpu_name, load_average, utc_now
 from normlab.models import TinyTransformer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "data"
@@ -171,19 +171,10 @@ def step_times(configs, repeats=5, steps=5, dataset=None):
 
 def provenance(argv=None):
     """Where and how a result was produced: device, versions, CPU model, date, command."""
-    cpu = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    # The load average tells how busy the machine was, i.e. how far to trust timings.
-    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    return {"device": "cpu", "cpu": cpu, "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_avg_1min": load,
+    return {"device": "cpu", "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "load_avg_1min": load_average(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "platform": platform.platform(), "date": utc_now(),
             "command": "python -m normlab.experiments " + " ".join(argv or [])}
 
 
@@ -231,8 +222,7 @@ def run_train_grid(args, argv):
 
 def run_step_times(args, argv):
     base = TrainConfig(seed=args.seed)
-    configs = [c for c in grid_configs(base, placements=("post", "pre", "sandwich"))
-               if not c.warmup_steps and not (c.norm == "none" and c.placement != "pre")]
+    configs = grid_configs(base, placements=("post", "pre", "sandwich"), warmups=(0,))
     times = step_times(configs, repeats=args.repeats)
     runs = [{"norm": c.norm, "placement": c.placement, "ms_per_step": _rounded(t)}
             for c, t in zip(configs, times, strict=True)]

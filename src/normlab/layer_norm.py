@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from normlab._validate import check_eps, check_input, check_param, compute_dtype
+from normlab._validate import check_eps, check_input, check_param, check_stats, compute_dtype
 
 
 def _dims(shape):
@@ -51,8 +51,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """
     shape = check_input(x, normalized_shape)
     eps = check_eps(eps)
-    check_param(weight, "weight", shape)
-    check_param(bias, "bias", shape)
+    check_param(weight, "weight", x, shape)
+    check_param(bias, "bias", x, shape)
     xf = x.to(compute_dtype(x.dtype))
     _, centred, rstd = _stats(xf, _dims(shape), eps)
     y = centred * rstd
@@ -86,7 +86,9 @@ def layer_norm_backward(dy, x, normalized_shape, weight, mean, rstd):
     check_input(dy, shape, name="dy")
     if dy.shape != x.shape:
         raise ValueError(f"dy must have the shape of x {tuple(x.shape)}, got {tuple(dy.shape)}")
-    check_param(weight, "weight", shape)
+    check_param(weight, "weight", x, shape)
+    check_stats(mean, "mean", x, shape)
+    check_stats(rstd, "rstd", x, shape)
     dims = _dims(shape)
     ct = compute_dtype(x.dtype)
     x_hat = (x.to(ct) - mean) * rstd

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from normlab._validate import check_eps, check_input, check_param, compute_dtype
+from normlab._validate import check_eps, check_input, check_param, check_real, compute_dtype
 
 
 def default_eps(dtype):
@@ -29,7 +29,7 @@ def partial_size(partial, d):
     """
     if partial is None:
         return d
-    p = check_eps(partial, "partial")  # a positive finite real, named "partial"
+    p = check_real(partial, "partial", positive=True)
     if p > 1:
         raise ValueError(f"partial must be a fraction in (0, 1], got {partial}")
     k = math.floor(p * d)
@@ -72,16 +72,15 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     """
     shape = check_input(x, normalized_shape)
     eps = default_eps(x.dtype) if eps is None else check_eps(eps)
-    check_param(weight, "weight", shape)
+    check_param(weight, "weight", x, shape)
     g = gain(weight, add_unit_offset, compute_dtype(x.dtype))
     k = partial_size(partial, math.prod(shape))
     xf = x.to(compute_dtype(x.dtype))
-    rows = xf.flatten(start_dim=x.dim() - len(shape))  # (..., d)
-    mean_square = rows[..., :k].pow(2).mean(dim=-1)  # (...,)
+    rows = xf.flatten(start_dim=x.dim() - len(shape))[..., :k]  # (..., k)
     if eps_inside_sqrt:
-        rstd = torch.rsqrt(mean_square + eps)
-    else:
-        rstd = 1.0 / (torch.sqrt(mean_square) + eps)
+        rstd = torch.rsqrt(rows.pow(2).mean(dim=-1) + eps)  # (...,)
+    else:  # RMS = ‖x‖/√k as in the paper's code: autograd of ‖x‖ at x = 0 is 0, of √(x²) NaN
+        rstd = 1.0 / (torch.linalg.vector_norm(rows, dim=-1) / math.sqrt(k) + eps)
     y = xf * rstd.reshape(rstd.shape + (1,) * len(shape))
     return (y if g is None else y * g).to(x.dtype)
 

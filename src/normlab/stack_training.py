@@ -57,14 +57,15 @@ def train_losses(model, x, y, *, steps, lr):
     steps = check_positive_int(steps, "steps")
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
-    for _ in range(steps + 1):
+    for step in range(steps + 1):
         opt.zero_grad(set_to_none=True)
         loss = (model(x) - y).pow(2).mean()
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             return losses + [math.nan] * (steps + 1 - len(losses))
-        loss.backward()
-        opt.step()
+        if step < steps:  # the last loss is measured after the last step
+            loss.backward()
+            opt.step()
     return losses
 
 

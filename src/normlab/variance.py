@@ -31,7 +31,7 @@ def _rows(x, dtype, name="x"):
 
 def _running_sum(v):
     """``sum(v, dim=-1)`` added left to right, rounding to ``v.dtype`` after every step."""
-    total = torch.zeros(v.shape[:-1], dtype=v.dtype)
+    total = v.new_zeros(v.shape[:-1])
     for j in range(v.shape[-1]):
         total = total + v[..., j]
     return total
@@ -79,7 +79,7 @@ def variance_welford(x, dtype=None):
     already-centred terms to :math:`M`.
     """
     x = _rows(x, dtype)
-    mean = torch.zeros(x.shape[:-1], dtype=x.dtype)
+    mean = x.new_zeros(x.shape[:-1])
     m2 = torch.zeros_like(mean)
     for k in range(x.shape[-1]):
         delta = x[..., k] - mean

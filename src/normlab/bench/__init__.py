@@ -40,7 +40,7 @@ JSON schema (``--out``)
     "triton": version or null, "python": version, "date": ISO 8601 UTC,
     "threads": torch CPU threads, "loadavg": 1-minute load average at the start (or null),
     "clock": "wall"|"thread"|"do_bench"|"cuda events",
-    "command": the command line,
+    "command": the command line (null when run from Python, e.g. a chapter),
     "results": [{"norm": "layernorm"|"rmsnorm", "pass": "fwd"|"fwd+bwd",
     "provider": str, "dtype": "float32"|"bfloat16"|"float16", "M": int, "N": int,
     "ms_median": float, "ms_p20": float, "ms_p80": float, "gbps": float,

@@ -81,6 +81,8 @@ def main(argv=None):
     doc = run(norms=args.norms, passes=args.passes, dtypes=args.dtypes or grid["dtypes"],
               shapes=args.shapes or grid["shapes"], providers=args.providers,
               device=args.device, seed=args.seed, clock=args.clock, **timing)
+    doc["command"] = "python -m normlab.bench " + " ".join(sys.argv[1:] if argv is None
+                                                            else argv)
     print(format_table(doc["results"]))
     if args.out:
         print(f"wrote {write_json(doc, args.out)}")

@@ -12,7 +12,7 @@ of ``x``, ``weight``, ``bias`` outside the timed region).
 The run the book's chapter 7 plots (``M·N = 2**27`` elements for 16-bit dtypes, half the
 rows for float32; every provider side by side in one results file)::
 
-    python -m normlab.bench.gpu --out benchmarks/   # writes benchmarks/<gpu-name>.json
+    python -m normlab.bench.gpu   # writes src/normlab/data/benchmarks/<gpu-name>.json
 
 Under a per-command time limit, one dtype (or norm) per call, merged into the same file:
 ``--dtypes bfloat16`` then ``--dtypes float32 --merge``.
@@ -27,7 +27,13 @@ from pathlib import Path
 import torch
 
 from normlab.bench.providers import NORMS, Provider, _from_forward, register
-from normlab.bench.report import format_table, load_results, merge_results, write_json
+from normlab.bench.report import (
+    BENCHMARKS,
+    format_table,
+    load_results,
+    merge_results,
+    write_json,
+)
 from normlab.bench.runner import run
 
 HIDDEN = (1024, 2048, 4096, 8192, 16384)
@@ -120,7 +126,8 @@ def result_path(out):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m normlab.bench.gpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="benchmarks/", help="folder or .json file")
+    p.add_argument("--out", default=str(BENCHMARKS),
+                   help="folder or .json file (default: the results the chapters plot)")
     p.add_argument("--dtypes", default="bfloat16,float32")
     p.add_argument("--norms", default=",".join(NORMS))
     p.add_argument("--budget-ms", type=float, default=500.0)

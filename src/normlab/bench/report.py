@@ -1,13 +1,12 @@
 """Bytes model, provenance, the side-by-side table and the JSON results files."""
 
-import datetime
 import json
-import os
 import platform
-import sys
 from pathlib import Path
 
 import torch
+
+from normlab.machine import cpu_name, load_average, utc_now
 
 PASS_FACTOR = {"fwd": 2, "fwd+bwd": 5}  # tensors of M×N elements that must move
 RESULT_KEYS = ("norm", "pass", "provider", "dtype", "M", "N",
@@ -27,16 +26,6 @@ def gbps(nbytes, ms):
     return nbytes / (ms * 1e-3) / 1e9
 
 
-def _cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _triton_version():
     try:
         import triton
@@ -46,19 +35,19 @@ def _triton_version():
 
 
 def metadata(device):
-    """Provenance of a run: device, host, versions, date, threads and command line."""
-    host = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+    """Provenance of a run: device, host, versions, date and threads. ``command`` is None
+    here; the command-line entry points fill it in."""
+    host = torch.cuda.get_device_name() if device == "cuda" else cpu_name()
     return {
         "device": device,
         "host": host,
         "torch": torch.__version__,
         "triton": _triton_version(),
         "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "threads": torch.get_num_threads(),
-        # Other processes on the machine slow a CPU run down; this shows how busy it was.
-        "loadavg": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "command": "python -m normlab.bench " + " ".join(sys.argv[1:]),
+        "loadavg": load_average(),
+        "command": None,
     }
 
 
@@ -101,9 +90,9 @@ def merge_results(old, new):
             "results": [r for r in old["results"] if case(r) not in fresh] + new["results"]}
 
 
-# The repository's committed results, found from the package's location (next to src/),
-# so the chapters do not depend on the working directory.
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
+# The committed results ship inside the package (normlab/data/benchmarks), so the chapters
+# find them from any working directory and in a regular (non-editable) install, e.g. Colab.
+BENCHMARKS = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
 
 
 def find_results(directory=BENCHMARKS):

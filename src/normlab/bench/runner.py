@@ -66,6 +66,9 @@ def output_errors(provider, norm, pass_, inputs, fn=None):
     fn = provider.build(norm, pass_, *inputs) if fn is None else fn
     got = _as_tuple(fn())
     want = _as_tuple(reference_outputs(norm, pass_, *inputs))
+    if len(got) != len(want):
+        raise CorrectnessError(f"provider {provider.name!r}, {norm} {pass_}: expected "
+                               f"{len(want)} outputs, got {len(got)}")
     errors = {}
     for name, g, w in zip(("y", "dx", "dweight", "dbias"), got, want, strict=False):
         if w is None:

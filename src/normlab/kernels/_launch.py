@@ -8,7 +8,7 @@ import triton.language as tl
 
 # Rows up to this many columns are held in registers by one program (one read of x).
 # What ptxas makes of each setting for an H100 (registers, spills, load widths) is in
-# benchmarks/codegen/sm90.json: `python -m normlab.kernels.codegen`.
+# normlab/data/benchmarks/codegen/sm90.json: `python -m normlab.kernels.codegen`.
 MAX_FUSED_SIZE = 16384
 # Longer rows are processed in column blocks of this size (see SINGLE_BLOCK in the kernels).
 LOOP_BLOCK_SIZE = 4096
@@ -26,16 +26,13 @@ def interpreter_active():
     return isinstance(tl.sum, InterpretedFunction)
 
 
-def check_device(x, *params):
-    """Kernels need CUDA tensors (or the interpreter); parameters must sit on ``x``'s device."""
+def check_device(x):
+    """Kernels need CUDA tensors, or CPU tensors under the interpreter."""
     if not interpreting() and x.device.type != "cuda":
         raise ValueError(
             f"x must be a CUDA tensor for the Triton kernels, got device {x.device} "
             "(set TRITON_INTERPRET=1 before importing normlab.kernels to run them on CPU)"
         )
-    for name, p in params:
-        if p is not None and p.device != x.device:
-            raise ValueError(f"{name} must be on x's device {x.device}, got {p.device}")
 
 
 def settings(n_cols, backward=False):

@@ -15,13 +15,12 @@ Triton specialises every launch on its arguments (a pointer aligned to 16 bytes,
 divisible by 16); :func:`compile_kernel` gives the compiler the same facts a real launch
 on contiguous tensors would.
 
-    python -m normlab.kernels.codegen --out benchmarks/codegen/sm90.json
+    python -m normlab.kernels.codegen --out src/normlab/data/benchmarks/codegen/sm90.json
 
 Runs only where ``TRITON_INTERPRET`` is unset: the interpreter replaces the kernels.
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -38,9 +37,11 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 
+from normlab.bench.report import BENCHMARKS
 from normlab.kernels import _launch
 from normlab.kernels.layer_norm import _layer_norm_bwd, _layer_norm_fwd
 from normlab.kernels.rms_norm import _rms_norm_bwd, _rms_norm_fwd
+from normlab.machine import utc_now
 
 KERNELS = {("layernorm", "fwd"): _layer_norm_fwd, ("layernorm", "bwd"): _layer_norm_bwd,
            ("rmsnorm", "fwd"): _rms_norm_fwd, ("rmsnorm", "bwd"): _rms_norm_bwd}
@@ -134,6 +135,10 @@ def report(norm, pass_, dtype, M, N, num_warps=None):
             "memory": memory_instructions(machine_code)}
 
 
+# The committed report that chapter 7 reads and tests/test_codegen.py keeps up to date.
+REPORT = BENCHMARKS / "codegen" / "sm90.json"
+
+
 def shapes(dtype):
     """``(M, N)``: the GPU benchmark's shapes, plus, with as many elements, N = 1000 (rows
     16-byte aligned in bfloat16 yet not divisible by 16 elements) and one long row (the
@@ -170,7 +175,7 @@ def main(argv=None):
     if args.out:
         doc = {"target": f"sm_{SM90['arch']}", "sm": SM90, "triton": triton.__version__,
                "ptxas": get_ptxas(SM90["arch"]).version,
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "date": utc_now(),
                "command": "python -m normlab.kernels.codegen " + " ".join(
                    sys.argv[1:] if argv is None else argv),
                "rows": rows}

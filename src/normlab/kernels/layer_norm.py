@@ -43,8 +43,8 @@ def _layer_norm_fwd(
     y_ptr,                      # (M, N) output, contiguous
     weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
     bias_ptr,                   # (N,) β (unused unless HAS_BIAS)
-    mean_ptr,                   # (M,) float32 mean, saved for backward
-    rstd_ptr,                   # (M,) float32 1/sqrt(var + eps), saved for backward
+    mean_ptr,                   # (M,) ACC mean, saved for backward
+    rstd_ptr,                   # (M,) ACC 1/sqrt(var + eps), saved for backward
     x_row_stride,               # elements between consecutive rows of x
     N,                          # row length
     eps,                        # a Python float: Triton passes it as fp32
@@ -85,9 +85,9 @@ def _layer_norm_bwd(
     x_ptr, dy_ptr,              # (M, N) inputs, each with its own row stride
     dx_ptr,                     # (M, N) output, contiguous
     weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
-    mean_ptr, rstd_ptr,         # (M,) float32 statistics from the forward
-    dweight_ptr,                # (G, N) float32: row g = Σ over program g's rows of dy ⊙ x_hat
-    dbias_ptr,                  # (G, N) float32: row g = Σ over program g's rows of dy
+    mean_ptr, rstd_ptr,         # (M,) ACC statistics from the forward
+    dweight_ptr,                # (G, N) ACC: row g = Σ over program g's rows of dy ⊙ x_hat
+    dbias_ptr,                  # (G, N) ACC: row g = Σ over program g's rows of dy
     x_row_stride, dy_row_stride,
     M, N,
     rows_per_program,           # program g owns rows [g * rows_per_program, ...) (< M)
@@ -106,7 +106,7 @@ def _layer_norm_bwd(
         cols = tl.arange(0, BLOCK_SIZE)
         mask = cols < N
         w = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(ACC) if HAS_WEIGHT else 1.0
-        dweight = tl.zeros([BLOCK_SIZE], ACC)  # float32 (ACC) partial sums, in registers
+        dweight = tl.zeros([BLOCK_SIZE], ACC)  # ACC partial sums, in registers
         dbias = tl.zeros([BLOCK_SIZE], ACC)
     for i in range(0, n_rows):
         row = first + i
@@ -163,7 +163,8 @@ def _layer_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, dbi
 def layer_norm_fwd(x, weight, bias, eps):
     """Launch the forward on ``x`` of shape ``(M, N)`` (unit column stride).
 
-    Returns ``y`` (M, N) in x's dtype and the float32 ``mean``, ``rstd`` (M,).
+    Returns ``y`` (M, N) in x's dtype and ``mean``, ``rstd`` (M,) in the compute dtype
+    (float32; float64 for float64 ``x``).
     """
     M, N = x.shape
     y = torch.empty((M, N), dtype=x.dtype, device=x.device)
@@ -182,8 +183,8 @@ def layer_norm_fwd(x, weight, bias, eps):
 
 
 def layer_norm_bwd(dy, x, weight, mean, rstd):
-    """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the float32
-    ``(G, N)`` partial sums of ``dweight`` and ``dbias`` (reduce them over ``G``)."""
+    """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the
+    ``(G, N)`` compute-dtype partial sums of ``dweight`` and ``dbias`` (reduce them over ``G``)."""
     M, N = x.shape
     dx = torch.empty((M, N), dtype=x.dtype, device=x.device)
     rows_per_program, programs = _launch.backward_grid(M, _launch.sm_count(x.device))
@@ -229,13 +230,13 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
     .. math:: y = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta
 
-    Statistics and reductions in float32 for every input dtype; ``y`` in x's dtype.
+    Statistics and reductions in float32 (float64 for float64 input); ``y`` in x's dtype.
     """
     shape = check_input(x, normalized_shape)
     eps = check_eps(eps)
-    check_param(weight, "weight", shape)
-    check_param(bias, "bias", shape)
-    _launch.check_device(x, ("weight", weight), ("bias", bias))
+    check_param(weight, "weight", x, shape)
+    check_param(bias, "bias", x, shape)
+    _launch.check_device(x)
     return LayerNormFunction.apply(x, shape, weight, bias, eps)
 
 

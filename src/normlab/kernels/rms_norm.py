@@ -25,7 +25,7 @@ def _rms_norm_fwd(
     x_ptr,                      # (M, N) input; rows x_row_stride apart, columns contiguous
     y_ptr,                      # (M, N) output, contiguous
     weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
-    rstd_ptr,                   # (M,) float32 1/RMS_eps(x), saved for backward
+    rstd_ptr,                   # (M,) ACC 1/RMS_eps(x), saved for backward
     x_row_stride,               # elements between consecutive rows of x
     N,                          # row length
     eps,                        # a Python float: Triton passes it as fp32
@@ -77,8 +77,8 @@ def _rms_norm_bwd(
     x_ptr, dy_ptr,              # (M, N) inputs, each with its own row stride
     dx_ptr,                     # (M, N) output, contiguous
     weight_ptr,                 # (N,) γ (unused unless HAS_WEIGHT)
-    rstd_ptr,                   # (M,) float32 rstd from the forward
-    dweight_ptr,                # (G, N) float32: row g = Σ over program g's rows of dy ⊙ x_hat
+    rstd_ptr,                   # (M,) ACC rstd from the forward
+    dweight_ptr,                # (G, N) ACC: row g = Σ over program g's rows of dy ⊙ x_hat
     x_row_stride, dy_row_stride,
     M, N,
     rows_per_program,           # program g owns rows [g * rows_per_program, ...) (< M)
@@ -97,7 +97,7 @@ def _rms_norm_bwd(
         cols = tl.arange(0, BLOCK_SIZE)
         mask = cols < N
         w = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(ACC) if HAS_WEIGHT else 1.0
-        dweight = tl.zeros([BLOCK_SIZE], ACC)  # float32 (ACC) partial sums, in registers
+        dweight = tl.zeros([BLOCK_SIZE], ACC)  # ACC partial sums, in registers
     for i in range(0, n_rows):
         row = first + i
         rstd = tl.load(rstd_ptr + row)
@@ -148,7 +148,8 @@ def _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd,
 def rms_norm_fwd(x, weight, eps, eps_inside_sqrt=True):
     """Launch the forward on ``x`` of shape ``(M, N)`` (unit column stride).
 
-    Returns ``y`` (M, N) in x's dtype and the float32 ``rstd`` (M,).
+    Returns ``y`` (M, N) in x's dtype and ``rstd`` (M,) in the compute dtype (float32;
+    float64 for float64 ``x``).
     """
     M, N = x.shape
     y = torch.empty((M, N), dtype=x.dtype, device=x.device)
@@ -165,8 +166,8 @@ def rms_norm_fwd(x, weight, eps, eps_inside_sqrt=True):
 
 
 def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
-    """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the float32
-    ``(G, N)`` partial sums of ``dweight`` (reduce them over ``G``)."""
+    """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the
+    ``(G, N)`` compute-dtype partial sums of ``dweight`` (reduce them over ``G``)."""
     M, N = x.shape
     dx = torch.empty((M, N), dtype=x.dtype, device=x.device)
     rows_per_program, programs = _launch.backward_grid(M, _launch.sm_count(x.device))
@@ -214,14 +215,15 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     .. math:: y = g \odot \frac{x}{\sqrt{\tfrac1d \sum_i x_i^2 + \epsilon}}
         \quad(\text{or } \sqrt{\cdot} + \epsilon \text{ with eps_inside_sqrt=False})
 
-    with ``g = weight`` or, with ``add_unit_offset``, ``1 + weight`` formed in float32
-    before the kernel (autograd carries dg back to the weight unchanged).
-    ``eps=None`` means :func:`normlab.default_eps`; statistics in float32; ``y`` in x's dtype.
+    with ``g = weight`` or, with ``add_unit_offset``, ``1 + weight`` formed in the
+    compute dtype before the kernel (autograd carries dg back to the weight unchanged).
+    ``eps=None`` means :func:`normlab.default_eps`; statistics in float32 (float64
+    for float64 input); ``y`` in x's dtype.
     """
     shape = check_input(x, normalized_shape)
     eps = default_eps(x.dtype) if eps is None else check_eps(eps)
-    check_param(weight, "weight", shape)
-    _launch.check_device(x, ("weight", weight))
+    check_param(weight, "weight", x, shape)
+    _launch.check_device(x)
     if add_unit_offset:
         weight = gain(weight, True, compute_dtype(x.dtype))
     return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt))
