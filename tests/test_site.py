@@ -4,19 +4,20 @@ Every HTML page of ``_build/html`` is served from localhost and loaded with ever
 to another host aborted. A page fails on: a console error or uncaught exception, a request
 or ``<script>``/stylesheet/image to another host, a broken internal link or ``#anchor``, a
 plotly figure that did not render, math that MathJax did not typeset, a figure whose slider
-or buttons do not change it.
+or buttons do not change it, a solution visible before its "Show solution" toggle is opened.
 
 Locally the test skips when Chromium or the build is missing; with ``CI=true`` that is a
 failure. Set ``NORMLAB_SCREENSHOTS=dir`` to save light and dark screenshots of each page.
 """
 
 import functools
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from conftest import LOCAL_HOSTS, SITE, pages_or_placeholder
+from conftest import LOCAL_HOSTS, ROOT, SITE, pages_or_placeholder
 
 
 def foreign_assets(page):
@@ -77,6 +78,38 @@ def broken_links(page_path):
     return broken
 
 
+def exposed_solutions(page):
+    """Solution cells (nbgrader's ``### BEGIN SOLUTION``) shown before their "Show solution"
+    toggle is clicked, or not shown after it."""
+    return page.eval_on_selector_all(
+        "div.cell_input pre",
+        """els => els.filter(e => e.textContent.includes('### BEGIN SOLUTION')).map(e => {
+            const toggle = e.closest('details');
+            const label = e.textContent.trim().split('\\n')[0].slice(0, 50);
+            if (!toggle || e.checkVisibility()) return 'visible: ' + label;
+            if (!toggle.querySelector('summary').textContent.includes('Show solution'))
+                return 'toggle not labelled "Show solution": ' + label;
+            toggle.querySelector('summary').click();
+            const shown = e.checkVisibility();
+            toggle.querySelector('summary').click();
+            return shown ? null : 'not revealed by its toggle: ' + label;
+        }).filter(Boolean)""",
+    )
+
+
+def missing_solutions(page, page_path):
+    """For a chapter page: its notebook's solution cells that the page does not show at all."""
+    notebook = ROOT / Path(page_path).with_suffix(".ipynb")
+    if not page_path.startswith("chapters/") or not notebook.is_file():
+        return []
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    expected = sum(1 for c in cells if c["metadata"].get("nbgrader", {}).get("solution"))
+    shown = page.eval_on_selector_all(
+        "div.cell_input pre", "els => els.filter(e => e.textContent.includes("
+        "'### BEGIN SOLUTION')).length")
+    return [f"{expected} in the notebook, {shown} on the page"] if shown != expected else []
+
+
 def is_redirect(page_path):
     """True for the stub pages Jupyter Book writes to redirect (``index.html``)."""
     html = (SITE / page_path).read_text(encoding="utf-8") if (SITE / page_path).is_file() else ""
@@ -108,6 +141,8 @@ def test_page(visit, page_path):
         "plotly figures not rendered": unrendered_figures(page),
         "math not typeset": untypeset_math(page),
         "broken internal links": broken_links(page_path),
+        "solutions not hidden behind their toggle": exposed_solutions(page),
+        "solution cells missing": missing_solutions(page, page_path),
     }
     save_screenshots(visit, page_visit, page_path)  # before the controls move
     problems["sliders/buttons that change nothing"] = unresponsive_controls(page)
