@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
 import normlab
-from normlab import conditioning
 from normlab.adaptive import AdaLNZero, AdaNorm, ada_norm, modulate
+from normlab.experiments import conditioning
 
 TOL = {torch.float64: (1e-12, 1e-12), torch.float32: (1e-5, 1e-5),
        torch.float16: (2e-2, 1e-2), torch.bfloat16: (1e-1, 5e-2)}

@@ -7,7 +7,7 @@ import torch
 
 from normlab.checks import ExerciseError
 from normlab.checks import why_normalize as check
-from normlab.deep_stack import trace as _trace
+from normlab.experiments.deep_stack import trace as _trace
 
 
 def rms_right(stack, x):

@@ -1,4 +1,4 @@
-"""Tests of normlab.deep_stack: construction, measurements, and the mean-field predictions."""
+"""Tests of normlab.experiments.deep_stack: construction, measurements, mean-field predictions."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import normlab
-from normlab.deep_stack import (
+from normlab.experiments.deep_stack import (
     NORMS,
     DeepStack,
     activation_rms,

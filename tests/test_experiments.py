@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from normlab.experiments import (
+from normlab.experiments.training import (
     TrainConfig,
     grad_norms_at_init,
     grid_configs,

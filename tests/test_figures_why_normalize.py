@@ -2,7 +2,7 @@
 
 import math
 
-from normlab.deep_stack import init_sweep
+from normlab.experiments.deep_stack import init_sweep
 from normlab.figures import why_normalize as fig
 
 

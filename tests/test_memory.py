@@ -1,11 +1,11 @@
-"""normlab.memory: the saved-for-backward accounting."""
+"""normlab.experiments.memory: the saved-for-backward accounting."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import normlab
-from normlab.memory import new_saved_bytes, norm_saved_bytes, saved_tensors
+from normlab.experiments.memory import new_saved_bytes, norm_saved_bytes, saved_tensors
 
 
 class SaveTwo(torch.autograd.Function):

@@ -1,12 +1,26 @@
-"""Tests for the chapter-6 Transformer (normlab.models) and its data (normlab.data)."""
+"""The chapter-6 Transformer (normlab.experiments.models) and its data (experiments.char_data)."""
 
 import pytest
 import torch
 from torch import nn
 
 import normlab
-from normlab.data import CharDataset, encode, eval_batches, get_batch, load_dataset, load_text
-from normlab.models import NORMS, PLACEMENTS, Block, CausalSelfAttention, TinyTransformer, make_norm
+from normlab.experiments.char_data import (
+    CharDataset,
+    encode,
+    eval_batches,
+    get_batch,
+    load_dataset,
+    load_text,
+)
+from normlab.experiments.models import (
+    NORMS,
+    PLACEMENTS,
+    Block,
+    CausalSelfAttention,
+    TinyTransformer,
+    make_norm,
+)
 
 VOCAB = 11
 

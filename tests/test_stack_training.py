@@ -1,4 +1,4 @@
-"""Tests of normlab.stack_training: the task, the regressor and the seeded training runs."""
+"""normlab.experiments.stack_training: the task, the regressor and the seeded training runs."""
 
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import normlab
-from normlab.deep_stack import DeepStack
-from normlab.stack_training import Regressor, teacher_task, train_losses, training_sweep
+from normlab.experiments.deep_stack import DeepStack
+from normlab.experiments.stack_training import Regressor, teacher_task, train_losses, training_sweep
 
 
 def test_teacher_task_is_seeded_and_standardised():

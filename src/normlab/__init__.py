@@ -4,8 +4,8 @@ Public API re-exports only.
 """
 
 from normlab.adaptive import AdaLNZero, AdaNorm, ada_norm, modulate
+from normlab.experiments.models import TinyTransformer
 from normlab.layer_norm import LayerNorm, layer_norm, layer_norm_backward, layer_norm_stats
-from normlab.models import TinyTransformer
 from normlab.rms_norm import RMSNorm, default_eps, rms_norm
 
 __all__ = ["AdaLNZero", "AdaNorm", "ada_norm", "modulate",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from normlab._workloads import gpu_shapes
 from normlab.bench.providers import NORMS, Provider, _from_forward, register
 from normlab.bench.report import (
     BENCHMARKS,
@@ -35,15 +36,6 @@ from normlab.bench.report import (
     write_json,
 )
 from normlab.bench.runner import run
-
-HIDDEN = (1024, 2048, 4096, 8192, 16384)
-ELEMENTS = 2**27  # M·N for 2-byte dtypes: 256 MiB per tensor, far beyond any L2 cache
-
-
-def gpu_shapes(dtype):
-    """``(M, N)`` with ``M·N = 2**27`` for 16-bit dtypes and half the rows for float32."""
-    elements = ELEMENTS // 2 if dtype == "float32" else ELEMENTS
-    return [(elements // n, n) for n in HIDDEN]
 
 
 def _importable(module):

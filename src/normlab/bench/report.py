@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from normlab.machine import cpu_name, load_average, utc_now
+from normlab._machine import cpu_name, load_average, utc_now
+from normlab._workloads import BENCHMARKS
 
 PASS_FACTOR = {"fwd": 2, "fwd+bwd": 5}  # tensors of M×N elements that must move
 RESULT_KEYS = ("norm", "pass", "provider", "dtype", "M", "N",
@@ -90,9 +91,6 @@ def merge_results(old, new):
             "results": [r for r in old["results"] if case(r) not in fresh] + new["results"]}
 
 
-# The committed results ship inside the package (normlab/data/benchmarks), so the chapters
-# find them from any working directory and in a regular (non-editable) install, e.g. Colab.
-BENCHMARKS = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
 
 
 def find_results(directory=BENCHMARKS):

@@ -3,7 +3,7 @@
 import torch
 
 from normlab.checks._base import call, describe, expect_tensor_close, fail, passed
-from normlab.models import Block, TinyTransformer
+from normlab.experiments.models import Block, TinyTransformer
 
 
 def _block(placement, seed=0, d_model=16, n_heads=2):

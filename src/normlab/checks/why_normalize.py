@@ -5,7 +5,7 @@ import math
 import torch
 
 from normlab.checks._base import call, describe, expect_tensor_close, fail, passed
-from normlab.deep_stack import DeepStack, activation_rms, predicted_rms, trace
+from normlab.experiments.deep_stack import DeepStack, activation_rms, predicted_rms, trace
 from normlab.layer_norm import layer_norm, layer_norm_stats
 
 

@@ -135,7 +135,8 @@ def loss_curves_figure(results, every=10):
 @torch.no_grad()
 def block_activations(model, x):
     """``(h_by_class, h_plain)`` for :func:`conditioning_figure`, from the first block of a
-    trained adaLN-Zero :class:`normlab.conditioning.CondNet` on inputs ``x``: ``(B, d_in)``.
+    trained adaLN-Zero :class:`normlab.experiments.conditioning.CondNet` on inputs ``x``:
+    ``(B, d_in)``.
 
     The block's input ``inp(x)`` does not depend on the class, so ``LN(inp(x))`` is one
     reference for every class.

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from normlab.deep_stack import DeepStack
+from normlab.experiments.deep_stack import DeepStack
 from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, r4
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
@@ -162,7 +162,7 @@ def sphere_figure(points, shifts, eps=1e-6):
 # --- "RMSNorm preserves the mean", made precise ----------------------------------------------
 
 def trained_stream(width=64, depth=4, steps=100, batch=128, offset=0.0, seed=0):
-    """Inputs of the RMSNorms of a residual :class:`~normlab.deep_stack.DeepStack`
+    """Inputs of the RMSNorms of a residual :class:`~normlab.experiments.deep_stack.DeepStack`
     (pre-norm, ReLU) briefly trained with Adam to imitate a random tanh stack.
 
     Inputs are ``𝒩(offset, 1)``; ``offset`` adds a component shared by all features.

@@ -1,8 +1,9 @@
 """Figures of chapter 6: gradient norms at initialization and the training grid.
 
-Every figure is built from the committed JSON results (``normlab.experiments.load_results``)
-with precomputed traces and data rounded to 4 significant digits, so it needs no kernel
-on the static site and its stored output reproduces on any machine.
+Every figure is built from the committed JSON results
+(``normlab.experiments.training.load_results``) with precomputed traces and data rounded
+to 4 significant digits, so it needs no kernel on the static site and its stored output
+reproduces on any machine.
 """
 
 import plotly.graph_objects as go

@@ -74,7 +74,7 @@ def norm_axes_figure(batch=3, seq=4, hidden=6):
 def init_profile_figure(records, active=None):
     """Activation RMS and gradient RMS per layer; columns plain/residual; a slider picks (L, g).
 
-    ``records`` come from :func:`normlab.deep_stack.init_sweep`; ``active`` is the
+    ``records`` come from :func:`normlab.experiments.deep_stack.init_sweep`; ``active`` is the
     ``(depth, gain)`` shown first (default: the first one).
     """
     keys = list(dict.fromkeys((r["depth"], r["gain"]) for r in records))
@@ -144,7 +144,7 @@ TRAIN_COLOURS = (VERMILION, PURPLE, BLUE, GREEN, ORANGE)
 def training_figure(records):
     """Training loss per step for each variant; a slider picks the learning rate.
 
-    ``records`` come from :func:`normlab.stack_training.training_sweep`.
+    ``records`` come from :func:`normlab.experiments.stack_training.training_sweep`.
     """
     labels = list(dict.fromkeys(r["label"] for r in records))
     lrs = list(dict.fromkeys(r["lr"] for r in records))

@@ -37,11 +37,11 @@ from triton.backends.compiler import GPUTarget
 from triton.backends.nvidia.compiler import get_ptxas
 from triton.compiler import ASTSource
 
-from normlab.bench.report import BENCHMARKS
+from normlab._machine import utc_now
+from normlab._workloads import BENCHMARKS, gpu_shapes
 from normlab.kernels import _launch
 from normlab.kernels.layer_norm import _layer_norm_bwd, _layer_norm_fwd
 from normlab.kernels.rms_norm import _rms_norm_bwd, _rms_norm_fwd
-from normlab.machine import utc_now
 
 KERNELS = {("layernorm", "fwd"): _layer_norm_fwd, ("layernorm", "bwd"): _layer_norm_bwd,
            ("rmsnorm", "fwd"): _rms_norm_fwd, ("rmsnorm", "bwd"): _rms_norm_bwd}
@@ -143,8 +143,6 @@ def shapes(dtype):
     """``(M, N)``: the GPU benchmark's shapes, plus, with as many elements, N = 1000 (rows
     16-byte aligned in bfloat16 yet not divisible by 16 elements) and one long row (the
     column-block path)."""
-    from normlab.bench.gpu import gpu_shapes
-
     bench = gpu_shapes(dtype)
     elements = math.prod(bench[0])
     return [(elements // 1000, 1000), *bench,

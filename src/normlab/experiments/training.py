@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from normlab.data import eval_batches, get_batch, load_dataset
-from normlab.machine import cpu_name, load_average, utc_now
-from normlab.models import TinyTransformer
+from normlab._machine import cpu_name, load_average, utc_now
+from normlab.experiments.char_data import eval_batches, get_batch, load_dataset
+from normlab.experiments.models import TinyTransformer
 
-RESULTS_DIR = Path(__file__).resolve().parent / "data"
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A short, seeded training run of a :class:`~normlab.deep_stack.DeepStack` (chapter 1).
+"""A short, seeded training run of a :class:`~normlab.experiments.deep_stack.DeepStack` (chapter 1).
 
 Full-batch gradient descent on a small synthetic regression task, small enough to run
 in about a second on one CPU core, so the chapter can compare normalizations and
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from normlab._validate import check_positive_int
-from normlab.deep_stack import DeepStack, make_norm
+from normlab.experiments.deep_stack import DeepStack, make_norm
 
 
 def teacher_task(n, width, *, seed=0):
