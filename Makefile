@@ -13,7 +13,7 @@ NB        ?= $(CHAPTERS)
 # Parallel pytest workers (pytest-xdist); nbval keeps each notebook on one worker.
 WORKERS   ?= 2
 
-.PHONY: help book test lint unit nbval site-test page-weights serve execute clean
+.PHONY: help book test lint unit nbval colab-test site-test page-weights serve execute clean
 
 help:
 	@echo "make book      build the site into $(SITE) (creates $(VENV) on first use)"
@@ -21,6 +21,7 @@ help:
 	@echo "make serve     serve the built site on http://localhost:$(PORT)"
 	@echo "make execute   re-run notebooks and store outputs (NB=path, default: all chapters)"
 	@echo "make lint      ruff check"
+	@echo "make colab-test  run every chapter with Colab's preinstalled versions (NB=path: some)"
 
 # (Re)install when requirements.txt or pyproject.toml changes.
 $(STAMP): requirements.txt pyproject.toml
@@ -36,7 +37,7 @@ book: $(STAMP)
 	@echo "Site built. Open file://$(CURDIR)/$(SITE)/index.html"
 	@echo "or run 'make serve' and open http://localhost:$(PORT)/"
 
-test: lint unit nbval book site-test
+test: lint unit nbval colab-test book site-test
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests _ext
@@ -48,6 +49,23 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/sanitize.cfg chapters/ || [ $$? -eq 5 ]
+
+# Every chapter once, top to bottom, in a second virtualenv pinned to what Colab preinstalls
+# (tests/colab/requirements.txt says where the versions come from: ipywidgets 7, IPython 7,
+# plotly 5, torch 2.11), plus this package as the chapters' Colab install cell brings it
+# (a regular install with the [triton] extra, no book or test tools). Fails on any error
+# outside a `raises-exception` cell; outputs are not compared. Python 3.13 as on Colab,
+# python3 where it is missing; the CPU build of torch from PyTorch's wheel index.
+COLAB_VENV   := .venv-colab
+COLAB_PYTHON ?= $(shell command -v python3.13 || command -v python3)
+COLAB_TORCH  ?= torch==2.11.0+cpu
+COLAB_INDEX  ?= https://download.pytorch.org/whl/cpu
+colab-test:
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/pip install -q $(if $(COLAB_INDEX),--extra-index-url $(COLAB_INDEX)) \
+		-r tests/colab/requirements.txt "$(COLAB_TORCH)"
+	$(COLAB_VENV)/bin/pip install -q ".[triton]"
+	PYDEVD_DISABLE_FILE_VALIDATION=1 $(COLAB_VENV)/bin/python tests/colab/run_chapters.py $(NB)
 
 # With CI=true a missing Chromium or build fails instead of skipping.
 site-test: $(STAMP)

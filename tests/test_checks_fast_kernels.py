@@ -129,3 +129,57 @@ def test_fused_kernel_reports_a_crash():
 
     with pytest.raises(ExerciseError, match="raised"):
         check.fused_add_rms_norm_exercise(wrong_signature)
+
+
+@triton.jit
+def unmasked(x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps, BLOCK_SIZE: tl.constexpr):
+    """No masks at all: with N = 33 and BLOCK_SIZE = 64, 31 lanes per row run past N."""
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_SIZE)
+    h = tl.load(x_ptr + row * N + cols) + tl.load(residual_ptr + row * N + cols)
+    tl.store(h_ptr + row * N + cols, h)
+    y = h / tl.sqrt(tl.sum(h * h, axis=0) / N + eps) * tl.load(weight_ptr + cols)
+    tl.store(y_ptr + row * N + cols, y)
+
+
+@triton.jit
+def unmasked_loads(x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps,
+                   BLOCK_SIZE: tl.constexpr):
+    """Masked stores, unmasked loads: the sums include the next row (or what lies past x)."""
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_SIZE)
+    mask = cols < N
+    h = (tl.load(x_ptr + row * N + cols).to(tl.float32)
+         + tl.load(residual_ptr + row * N + cols).to(tl.float32))
+    tl.store(h_ptr + row * N + cols, h.to(h_ptr.dtype.element_ty), mask=mask)
+    y = h / tl.sqrt(tl.sum(h * h, axis=0) / N + eps)
+    y = y * tl.load(weight_ptr + cols, mask=mask, other=0.0)
+    tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def wild_pointer(x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps,
+                 BLOCK_SIZE: tl.constexpr):
+    """A store far outside every buffer (no guard can catch it; only a process can)."""
+    cols = tl.arange(0, BLOCK_SIZE)
+    tl.store(h_ptr + (1 << 40) + cols, tl.zeros([BLOCK_SIZE], dtype=tl.float32))
+
+
+
+@pytest.mark.parametrize("kernel,what", [
+    (unmasked, "wrote past the end of h or y"),
+    (unmasked_loads, "read past x or residual"),
+])
+def test_fused_kernel_names_reads_and_writes_past_n(kernel, what):
+    with pytest.raises(ExerciseError) as caught:
+        check.fused_add_rms_norm_exercise(kernel)
+    message = str(caught.value)
+    assert "your kernel read or wrote past N = 33 " in message and what in message
+    assert "mask the loads and stores with `cols < N`" in message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a wild store on a GPU kills the context")
+def test_fused_kernel_survives_a_crashing_kernel():
+    with pytest.raises(ExerciseError, match=r"died \(exit code -\d+\).*past N = 8"):
+        check.fused_add_rms_norm_exercise(wild_pointer)
+    check.fused_add_rms_norm_exercise(right)  # this process is still fine

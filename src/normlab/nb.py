@@ -1,4 +1,5 @@
-"""Notebook helpers used by every chapter: ``setup``, ``show``, ``playground``, ``show_source``.
+"""Notebook helpers used by every chapter: ``setup``, ``show``, ``playground``, ``show_source``,
+``glue``.
 
 Each helper produces outputs that are identical on every run (so strict nbval can compare
 them) and that render both in a live kernel (JupyterLab, Notebook, Colab) and on the static
@@ -169,10 +170,51 @@ def playground(fn, **widgets):
     for control in controls:
         control.observe(refresh, "value")
     refresh()
-    bundle = VBox([*controls, out])._repr_mimebundle_()
-    bundle["text/html"] = f'<p class="normlab-playground-note">{PLAYGROUND_NOTE}</p>'
-    bundle["text/plain"] = PLAYGROUND_NOTE
+    bundle = {
+        "application/vnd.jupyter.widget-view+json": widget_view(VBox([*controls, out])),
+        "text/html": f'<p class="normlab-playground-note">{PLAYGROUND_NOTE}</p>',
+        "text/plain": PLAYGROUND_NOTE,
+    }
     display(bundle, raw=True)
+
+
+def widget_view(widget):
+    """The ``application/vnd.jupyter.widget-view+json`` data that shows ``widget`` live.
+
+    Built here rather than taken from ``widget._repr_mimebundle_()``: ipywidgets 8 has that
+    method, ipywidgets 7 (Colab's 7.7.x) displays through ``_ipython_display_`` instead. Both
+    generations speak widget protocol 2.0, so the same bundle works with either.
+    """
+    return {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+
+
+# myst-nb's mime prefix for a glued value that is stored but not shown (``display=False``).
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name, value, display=True):
+    """Store ``value`` under ``name`` for the book's ``{glue:text}`name``` roles.
+
+    ``myst_nb.glue`` when myst-nb is installed (building the book); where it is not (Binder,
+    Colab, a student's ``pip install normlab``) the same output is written here, so the
+    package needs no book-building tools at run time and the stored outputs are identical.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        myst_glue = _glue
+    myst_glue(name, value, display=display)
+
+
+def _glue(name, value, display=True):
+    """myst-nb 1.x's ``glue``: the value's display bundle, tagged with ``scrapbook`` metadata."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
 
 
 def _captured_outputs(fn, kwargs, change):

@@ -8,6 +8,7 @@ import torch
 
 from normlab.bench.report import bytes_moved
 from normlab.checks._base import call, expect_number, expect_tensor_close, fail, passed
+from normlab.checks._isolated import KernelCrashed, KernelRaised, in_child, run_guarded
 from normlab.rms_norm import rms_norm
 
 DTYPE_OF_SIZE = {2: torch.bfloat16, 4: torch.float32}
@@ -56,22 +57,42 @@ def _device():
 
 
 def _launch_kernel(kernel, x, residual, weight, eps):
-    """Run the learner's kernel on rows of ``x``; return ``(h, y)`` or explain the failure."""
+    """Run the learner's kernel on rows of ``x``; return ``(h, y)`` or explain the failure.
+
+    The launch runs on guarded copies in a child process (``checks._isolated``): a read or
+    write past the tensors becomes feedback instead of a dead Jupyter kernel.
+    """
     import triton
 
     M, N = x.shape
-    h, y = torch.full_like(x, float("nan")), torch.full_like(x, float("nan"))
+    block = triton.next_power_of_2(N)
+
+    def launch(x, residual, weight, h, y):
+        kernel[(M,)](x, residual, weight, h, y, N, eps, BLOCK_SIZE=block)
+
+    nan = torch.full_like(x, float("nan"))
+    past = (f"your kernel read or wrote past N = {N} (rows of {N} columns, BLOCK_SIZE = "
+            f"{block}): mask the loads and stores with `cols < N`.")
     try:
-        kernel[(M,)](x, residual, weight, h, y, N, eps, BLOCK_SIZE=triton.next_power_of_2(N))
-    except Exception as err:  # noqa: BLE001 - the learner's kernel: any error becomes feedback
-        if "NotImplementedError" in repr(err) or "NotImplementedError" in str(err):
+        (h, y), read_past, wrote_past = in_child(
+            lambda: run_guarded(launch, [x, residual, weight], [nan, nan], guard=M * block))
+    except KernelCrashed as err:
+        fail(f"{err}: {past}", "every tl.load and tl.store needs `mask=cols < N` "
+             "(loads also `other=0.0`), with cols = tl.arange(0, BLOCK_SIZE).")
+    except KernelRaised as err:
+        if "NotImplementedError" in err.detail or "NotImplementedError" in err.kind:
             fail("the kernel is not implemented yet: replace `raise NotImplementedError()` "
                  "with your code and run the cell again.")
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+        first = err.text.strip().splitlines()[-1] if err.text.strip() else ""
         fail(f"launching your kernel on x of shape {tuple(x.shape)} raised "
-             f"{type(err).__name__}: {first}",
+             f"{err.kind}: {first}",
              "check the argument order (x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps, "
              "BLOCK_SIZE) and that every load and store uses `mask=cols < N`.")
+    if wrote_past or read_past:
+        what = "wrote past the end of h or y" if wrote_past else "read past x or residual"
+        fail(f"{past} (On x of shape {(M, N)} it {what}.)",
+             "with BLOCK_SIZE > N the last BLOCK_SIZE - N lanes of each row point into the next "
+             "row or past the tensor; `mask=cols < N` switches them off (loads: `other=0.0`).")
     return h, y
 
 

@@ -3,6 +3,7 @@
 import torch
 
 from normlab.checks._base import call, expect_tensor_close, fail, passed
+from normlab.checks._shortcuts import AUTOGRAD, NORMS, call_from_scratch
 from normlab.layer_norm import layer_norm, layer_norm_backward, layer_norm_stats
 from normlab.variance import variance_one_pass
 
@@ -23,7 +24,9 @@ def layer_norm_exercise(fn):
     for k, (shape, nshape, eps) in enumerate(cases):
         x = _tensor(shape, seed=k, offset=2.0, scale=3.0)
         what = f"my_layer_norm(x of shape {shape}, normalized_shape={nshape}, eps={eps})"
-        got, expected = call(fn, x, nshape, eps), layer_norm(x, nshape, eps=eps)
+        got = call_from_scratch(fn, x, nshape, eps, shortcuts=NORMS,
+                                task="compute LayerNorm from a mean and a variance")
+        expected = layer_norm(x, nshape, eps=eps)
         if _matches(got, expected):
             continue
         dims = tuple(range(-len(nshape), 0))
@@ -49,7 +52,8 @@ def layer_norm_exercise(fn):
 def param_grads_exercise(fn):
     """``fn(dy, x_hat)`` → ``(dweight, dbias)`` for ``y = weight * x_hat + bias``."""
     dy, x_hat = _tensor((2, 5, 8), seed=10), _tensor((2, 5, 8), seed=11)
-    got = call(fn, dy, x_hat)
+    got = call_from_scratch(fn, dy, x_hat, shortcuts=AUTOGRAD,
+                            task="derive dweight and dbias by hand")
     if not isinstance(got, tuple) or len(got) != 2:
         fail(f"my_param_grads should return a pair (dweight, dbias), got {type(got).__name__}.")
     dweight, dbias = got
@@ -77,7 +81,8 @@ def input_grad_exercise(fn):
     mean, rstd = layer_norm_stats(x, 6)
     x_hat = (x - mean) * rstd
     expected = layer_norm_backward(dy, x, 6, weight, mean, rstd)[0]
-    got = call(fn, dy, x_hat, rstd, weight)
+    got = call_from_scratch(fn, dy, x_hat, rstd, weight, shortcuts={**NORMS, **AUTOGRAD},
+                            task="derive LayerNorm's dx by hand")
     what = "my_dx(dy, x_hat, rstd, weight) on rows of length 6"
     if not _matches(got, expected):
         _diagnose_dx(got, what, dy, x_hat, rstd, weight)

@@ -4,8 +4,12 @@ verify LayerNorm(x) = RMSNorm(x − mean(x)) + β."""
 import torch
 
 from normlab.checks._base import call, describe, expect_tensor_close, fail, passed
+from normlab.checks._shortcuts import NORMS, call_from_scratch
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
+
+# The identity exercise may use any RMSNorm; another norm would skip the point of it.
+NOT_RMS_NORM = {f: name for f, name in NORMS.items() if "rms_norm" not in name}
 
 
 def _cases():
@@ -31,7 +35,8 @@ def rms_norm_exercise(fn):
     """``fn(x, weight, eps)``: RMSNorm over the last dimension, ε inside the square root."""
     for x, weight, eps, what in _cases():
         x_before = x.clone()
-        got = call(fn, x, weight, eps)
+        got = call_from_scratch(fn, x, weight, eps, shortcuts=NORMS,
+                                task="compute RMSNorm from the mean of the squares")
         d = x.shape[-1]
         expected = rms_norm(x, d, weight, eps)
         if not torch.equal(x, x_before):
@@ -91,7 +96,8 @@ def layer_norm_identity_exercise(fn):
         # float64, so that centring a mean of ≈ 3 loses nothing the comparison could see
         x, weight = x.double() + 3.0, weight.double()
         bias = torch.randn(x.shape[-1], generator=g, dtype=torch.float64)
-        got = call(fn, x, weight, bias, eps)
+        got = call_from_scratch(fn, x, weight, bias, eps, shortcuts=NOT_RMS_NORM,
+                                task="build LayerNorm from RMSNorm")
         expected = layer_norm(x, x.shape[-1], weight, bias, eps)
         if _close(got, expected - bias):
             fail(f"On {what} (shifted by 3) your output is LayerNorm without the bias β.",
