@@ -33,13 +33,17 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     }
     button.addEventListener("click", () => check(quiz, result));
+    // Enter in the answer box checks, as it would submit a form.
+    const box = quiz.querySelector(".nl-answer");
+    if (box) box.addEventListener("keydown", (e) => { if (e.key === "Enter") check(quiz, result); });
     quiz.append(button, result);
   });
 });
 
 function check(quiz, result) {
   quiz.querySelectorAll(".nl-feedback").forEach((el) => el.classList.remove("nl-shown"));
-  let correct, feedback;
+  result.classList.remove("nl-right", "nl-wrong-answer");
+  let correct, feedback, miss = "";
   if (quiz.classList.contains("nl-choice")) {
     const chosen = quiz.querySelector("input[type=radio]:checked");
     if (!chosen) { result.textContent = "Pick an answer first."; return; }
@@ -51,9 +55,12 @@ function check(quiz, result) {
     const value = parseFloat(input.value);
     const answer = parseFloat(input.dataset.answer);
     if (Number.isNaN(value)) { result.textContent = "Type a number first."; return; }
-    correct = Math.abs(value - answer) <= parseFloat(input.dataset.tolerance) * Math.abs(answer);
+    const tolerance = parseFloat(input.dataset.tolerance);
+    correct = Math.abs(value - answer) <= tolerance * Math.abs(answer);
+    // Say which way the number is off, never the answer itself.
+    if (!correct) miss = `${value} is too ${value > answer ? "high" : "low"};`;
   }
-  result.textContent = correct ? "Correct!" : "Not quite — try again.";
+  result.textContent = correct ? "Correct!" : ["Not quite —", miss, "try again."].filter(Boolean).join(" ");
   result.classList.toggle("nl-right", correct);
   result.classList.toggle("nl-wrong-answer", !correct);
   if (feedback) {

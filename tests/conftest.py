@@ -108,10 +108,11 @@ def browser():
 class PageVisit:
     """A page opened offline, with everything that went wrong while loading it."""
 
-    def __init__(self, browser, url, color_scheme="light"):
+    def __init__(self, browser, url, color_scheme="light", **context_options):
+        """``context_options`` go to ``browser.new_context`` (e.g. ``viewport``)."""
         self.errors, self.foreign_requests = [], []
         self.transferred = {}  # url -> bytes received (headers + body), see page weights
-        self.context = browser.new_context(color_scheme=color_scheme)
+        self.context = browser.new_context(color_scheme=color_scheme, **context_options)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("requestfinished", self._finished)
@@ -167,10 +168,10 @@ def visit(browser, site_url):
     """Open site pages; closes every context at the end of the test."""
     opened = []
 
-    def open_page(path, color_scheme="light"):
+    def open_page(path, color_scheme="light", **context_options):
         if path == "<no built site>":
             unavailable(f"no built site at {SITE}: run `make book` first")
-        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme))
+        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme, **context_options))
         return opened[-1]
 
     yield open_page
