@@ -10,11 +10,12 @@ import torch
 from plotly.subplots import make_subplots
 
 from normlab.adaptive import ada_norm
-from normlab.figures.plotting import BLUE, GREY, ORANGE, VERMILION, r4
+from normlab.figures.plotting import BLUE, GREY, ORANGE, SKY, VERMILION, r4
 from normlab.layer_norm import layer_norm
 
-ARM_COLORS = {"adaln": BLUE, "concat": ORANGE, "none": GREY}
-ARM_NAMES = {"adaln": "adaLN-Zero", "concat": "concatenate", "none": "no condition"}
+ARM_COLORS = {"adaln": BLUE, "adaln_default": SKY, "concat": ORANGE, "none": GREY}
+ARM_NAMES = {"adaln": "adaLN-Zero", "adaln_default": "adaLN", "concat": "concatenate",
+             "none": "no condition"}
 
 
 def blog_formula(x, C=1.0, k=0.1, eps=1e-5):
