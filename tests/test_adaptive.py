@@ -269,9 +269,20 @@ def test_condnet_rejects_unknown_conditioning():
         conditioning.CondNet("film", 8)
 
 
-def test_run_trains_all_three_students():
+def test_run_trains_all_four_students():
     result = conditioning.run("additive", n_train=256, n_test=128, steps=30)
-    assert set(result) == {"adaln", "concat", "none"}
+    assert set(result) == {"adaln", "adaln_default", "concat", "none"}
     for r in result.values():
         assert len(r["curve"]) == 30 and math.isfinite(r["test"])
         assert r["curve"][-1] < r["curve"][0]
+
+
+def test_plain_adaln_has_the_same_modulation_without_the_zero_init():
+    models = conditioning.matched_models(hidden=32)
+    zero, plain = models["adaln"], models["adaln_default"]
+    assert conditioning.n_params(plain) == conditioning.n_params(zero)
+    x, c = rand(4, 16, dtype=torch.float32), torch.arange(4)
+    h, e = plain.inp(x), plain.embed(c)
+    for block in plain.blocks:
+        assert block.norm.modulation[-1].weight.abs().sum() > 0
+        assert not torch.equal(block(h, e), h)  # not the identity at initialisation

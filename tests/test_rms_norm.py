@@ -397,3 +397,26 @@ def test_bad_module_arguments_fail_at_construction(kwargs, name):
 
 def test_public_api():
     assert normlab.rms_norm is rms_norm and normlab.RMSNorm is RMSNorm
+
+
+@pytest.mark.parametrize("normalized_shape", [(8,), (3, 5)])
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_rms_norm_backward_matches_autograd(normalized_shape, with_weight):
+    torch.manual_seed(0)
+    x = (torch.randn(4, 2, *normalized_shape, dtype=torch.float64) + 0.7).requires_grad_()
+    w = (torch.rand(normalized_shape, dtype=torch.float64) + 0.5).requires_grad_()
+    weight = w if with_weight else None
+    dy = torch.randn_like(x)
+    rms_norm(x, normalized_shape, weight, eps=1e-5).backward(dy)
+    dx, dw = normlab.rms_norm_backward(dy, x.detach(), normalized_shape,
+                                       None if weight is None else w.detach(), eps=1e-5)
+    torch.testing.assert_close(dx, x.grad, rtol=1e-10, atol=1e-12)
+    if with_weight:
+        torch.testing.assert_close(dw, w.grad, rtol=1e-10, atol=1e-12)
+    assert dw.shape == tuple(normalized_shape)
+
+
+def test_rms_norm_backward_rejects_mismatched_dy():
+    x = torch.randn(3, 8)
+    with pytest.raises(ValueError, match="dy must have the shape of x"):
+        normlab.rms_norm_backward(torch.randn(2, 8), x, 8)

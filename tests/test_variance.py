@@ -10,6 +10,7 @@ from hypothesis.extra.numpy import arrays
 from normlab.variance import (
     METHODS,
     cancellation_table,
+    running_sum,
     variance_one_pass,
     variance_two_pass,
     variance_welford,
@@ -114,3 +115,11 @@ def test_cancellation_table():
     assert err[(1.0, "one pass")] < 1e-5 < err[(1e4, "one pass")]
     assert err[(1e4, "two pass")] < 1e-4
     assert table == cancellation_table([1.0, 1e4], torch.float32, rows=20, d=32)
+
+
+def test_running_sum_rounds_after_every_step():
+    # 1 + 2**-9 rounds back to 1 in bfloat16 (8 significant bits), so 256 small terms
+    # added one at a time are all lost, while one float32 sum keeps them (1.5).
+    v = torch.cat([torch.ones(1), torch.full((256,), 2.0**-9)]).to(torch.bfloat16)
+    assert running_sum(v).item() == 1.0
+    assert v.float().sum().item() == 1.5

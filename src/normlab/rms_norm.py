@@ -85,6 +85,42 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     return (y if g is None else y * g).to(x.dtype)
 
 
+def rms_norm_backward(dy, x, normalized_shape, weight=None, eps=None):
+    r"""Gradients of plain :func:`rms_norm` (ε inside the root) from ``dy = ∂L/∂y``.
+
+    With :math:`r = (\overline{x^2} + \epsilon)^{-1/2}`, :math:`\hat x = x\,r` and
+    :math:`g = \gamma \odot dy` (:math:`\gamma = 1` when ``weight`` is None), per row:
+
+    .. math::
+        dx = r\,\big(g - \hat x\,\overline{g \odot \hat x}\big),
+        \qquad
+        d\gamma = \textstyle\sum_{\text{rows}} dy \odot \hat x
+
+    (LayerNorm's :math:`dx` has one more term, :math:`-\overline{g}`, from the centring.)
+    ``eps=None`` means :func:`default_eps`. Shapes: ``dy`` and ``x`` are
+    ``(*batch, *normalized_shape)``. Returns ``(dx, dweight)``: ``dx`` in ``x.dtype``;
+    ``dweight`` of shape ``normalized_shape`` in the dtype of ``weight`` (of ``x`` when
+    ``weight`` is None).
+    """
+    shape = check_input(x, normalized_shape)
+    check_input(dy, shape, name="dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have the shape of x {tuple(x.shape)}, got {tuple(dy.shape)}")
+    check_param(weight, "weight", x, shape)
+    eps = default_eps(x.dtype) if eps is None else check_eps(eps)
+    dims = tuple(range(x.dim() - len(shape), x.dim()))
+    ct = compute_dtype(x.dtype)
+    xf, dyf = x.to(ct), dy.to(ct)
+    r = torch.rsqrt(xf.pow(2).mean(dim=dims, keepdim=True) + eps)
+    x_hat = xf * r
+    g = dyf if weight is None else dyf * weight.to(ct)
+    # A rescaling of x changes nothing, so dx has no component along x_hat's direction.
+    dx = r * (g - x_hat * (g * x_hat).mean(dim=dims, keepdim=True))
+    param_dtype = x.dtype if weight is None else weight.dtype
+    dweight = (dyf * x_hat).reshape(-1, *shape).sum(0).to(param_dtype)  # sum over rows
+    return dx.to(x.dtype), dweight
+
+
 class RMSNorm(nn.RMSNorm):
     """Drop-in for ``torch.nn.RMSNorm`` (same arguments, parameters and state dict)
     whose forward is :func:`normlab.rms_norm`.

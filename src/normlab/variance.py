@@ -29,7 +29,7 @@ def _rows(x, dtype, name="x"):
     return x.to(dtype)
 
 
-def _running_sum(v):
+def running_sum(v):
     """``sum(v, dim=-1)`` added left to right, rounding to ``v.dtype`` after every step."""
     total = v.new_zeros(v.shape[:-1])
     for j in range(v.shape[-1]):
@@ -46,8 +46,8 @@ def variance_one_pass(x, dtype=None):
     """
     x = _rows(x, dtype)
     d = x.shape[-1]
-    mean = _running_sum(x) / d
-    mean_sq = _running_sum(x * x) / d
+    mean = running_sum(x) / d
+    mean_sq = running_sum(x * x) / d
     return mean_sq - mean * mean
 
 
@@ -60,9 +60,9 @@ def variance_two_pass(x, dtype=None):
     """
     x = _rows(x, dtype)
     d = x.shape[-1]
-    mean = _running_sum(x) / d
+    mean = running_sum(x) / d
     centred = x - mean[..., None]
-    return _running_sum(centred * centred) / d
+    return running_sum(centred * centred) / d
 
 
 def variance_welford(x, dtype=None):

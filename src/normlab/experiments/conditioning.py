@@ -10,8 +10,10 @@ two teachers with the same random features ``u = tanh(U x)``:
 The students are pre-norm residual MLPs that differ only in how the class enters:
 not at all (``"none"``, the floor that shows what conditioning buys), a class embedding
 concatenated to ``x`` at the input (``"concat"``), or the same embedding driving
-adaLN-Zero in every block (``"adaln"``). Each baseline gets the narrowest width that gives
-it at least as many parameters as the adaLN-Zero model.
+adaLN-Zero in every block (``"adaln"``), or the same modulation with PyTorch's default
+initialisation instead of zeros (``"adaln_default"``: plain adaLN, which isolates the
+"Zero"). Each baseline gets the narrowest width that gives it at least as many
+parameters as the adaLN-Zero model.
 """
 
 import torch
@@ -20,7 +22,7 @@ from torch import nn
 from normlab.adaptive import AdaLNZero
 
 TASKS = ("multiplicative", "additive")
-CONDITIONINGS = ("adaln", "concat", "none")
+CONDITIONINGS = ("adaln", "adaln_default", "concat", "none")
 
 
 def make_task(kind, n, *, n_classes=8, d_in=16, d_out=16, seed=0):
@@ -70,8 +72,11 @@ class CondNet(nn.Module):
         self.conditioning = conditioning
         self.embed = None if conditioning == "none" else nn.Embedding(n_classes, emb)
         self.inp = nn.Linear(d_in + (emb if conditioning == "concat" else 0), hidden)
-        cond_dim = emb if conditioning == "adaln" else None
+        cond_dim = emb if conditioning.startswith("adaln") else None
         self.blocks = nn.ModuleList(Block(hidden, cond_dim) for _ in range(depth))
+        if conditioning == "adaln_default":  # undo the zero init: nn.Linear's default
+            for block in self.blocks:
+                block.norm.modulation[-1].reset_parameters()
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, d_out))
 
     def forward(self, x, c):

@@ -10,21 +10,23 @@ import torch
 from plotly.subplots import make_subplots
 
 from normlab.adaptive import ada_norm
-from normlab.figures.plotting import BLUE, GREY, ORANGE, VERMILION, r4
+from normlab.figures.plotting import BLUE, GREY, ORANGE, SKY, VERMILION, r4
 from normlab.layer_norm import layer_norm
 
-ARM_COLORS = {"adaln": BLUE, "concat": ORANGE, "none": GREY}
-ARM_NAMES = {"adaln": "adaLN-Zero", "concat": "concatenate", "none": "no condition"}
+ARM_COLORS = {"adaln": BLUE, "adaln_default": SKY, "concat": ORANGE, "none": GREY}
+ARM_NAMES = {"adaln": "adaLN-Zero", "adaln_default": "adaLN", "concat": "concatenate",
+             "none": "no condition"}
 
 
-def seed_formula(x, C=1.0, k=0.1, eps=1e-5):
-    """The seed article's variant, kept only to compare: ``C (1 − k x) ⊙ LN(x)``, with the
-    *raw* ``x`` in the gain where the paper has the normalised ``y``."""
+def blog_formula(x, C=1.0, k=0.1, eps=1e-5):
+    """The blog article's variant (Machine Learning Mastery, 2025), kept only to compare:
+    ``C (1 − k x) ⊙ LN(x)``, with the *raw* ``x`` in the gain where the paper has the
+    normalised ``y``."""
     return C * (1 - k * x) * layer_norm(x, x.shape[-1], eps=eps)
 
 
-def adanorm_vs_seed_figure(x, shifts, C=1.0, k=0.1):
-    """Output of AdaNorm (paper) and of the seed's formula for the input ``x + b``; a
+def adanorm_vs_blog_figure(x, shifts, C=1.0, k=0.1):
+    """Output of AdaNorm (paper) and of the blog article's formula for the input ``x + b``; a
     slider picks ``b``. ``x``: one row ``(d,)``."""
     idx = list(range(x.numel()))
     fig = go.Figure()
@@ -33,9 +35,9 @@ def adanorm_vs_seed_figure(x, shifts, C=1.0, k=0.1):
         fig.add_trace(go.Scatter(x=idx, y=r4(ada_norm(x + b, x.numel(), C, k)), visible=visible,
                                  mode="lines+markers", line={"color": BLUE},
                                  name="AdaNorm (paper): C(1 − k·y) ⊙ y"))
-        fig.add_trace(go.Scatter(x=idx, y=r4(seed_formula(x + b, C, k)), visible=visible,
+        fig.add_trace(go.Scatter(x=idx, y=r4(blog_formula(x + b, C, k)), visible=visible,
                                  mode="lines+markers", line={"color": VERMILION, "dash": "dot"},
-                                 marker={"symbol": "x"}, name="seed article: C(1 − k·x) ⊙ y"))
+                                 marker={"symbol": "x"}, name="blog article: C(1 − k·x) ⊙ y"))
     steps = [{"method": "update", "label": f"{b:g}",
               "args": [{"visible": [j // 2 == i for j in range(2 * len(shifts))]}]}
              for i, b in enumerate(shifts)]
