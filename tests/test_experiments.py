@@ -148,3 +148,17 @@ def test_figures_have_working_controls():
     values = [v for f in (fig, curves) for t in f.data for v in t.y]
     values += [v for t in summary.data for v in t.x]
     assert all(v is None or v == float(f"{v:.4g}") for v in values)  # 4 significant digits
+
+
+def test_seed_spread_cli_trains_every_placement_and_seed(tmp_path):
+    out = tmp_path / "seeds.json"
+    main(["seed-spread", "--placements", "post", "sandwich", "--seeds", "0", "1", "--steps", "2",
+          "--no-progress", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["provenance"]["device"] == "cpu"
+    assert [(r["config"]["placement"], r["config"]["seed"]) for r in result["runs"]] == [
+        ("post", 0), ("post", 1), ("sandwich", 0), ("sandwich", 1)]
+    assert all(r["config"]["warmup_steps"] == 0 and len(r["train_loss"]) == 2
+               for r in result["runs"])
+    by_seed = {r["config"]["seed"]: r["train_loss"] for r in result["runs"][:2]}
+    assert by_seed[0] != by_seed[1]  # a seed changes the weights and the batches

@@ -220,6 +220,21 @@ def run_train_grid(args, argv):
     _write(args.out, {"provenance": provenance(argv), "base_config": asdict(base), "runs": runs})
 
 
+def run_seed_spread(args, argv):
+    """The same configuration trained from several seeds (initial weights and batches)."""
+    base = TrainConfig(lr=args.lr, steps=args.steps, norm=args.norm)
+    dataset = load_dataset()
+    runs = []
+    for placement in args.placements:
+        for seed in args.seeds:
+            config = replace(base, placement=placement, seed=seed)
+            result = train(config, dataset, progress=not args.no_progress)
+            result.pop("step_seconds")
+            print(f"{config.name:32s} seed {seed}  final val {result['val_loss'][-1]}")
+            runs.append(result)
+    _write(args.out, {"provenance": provenance(argv), "base_config": asdict(base), "runs": runs})
+
+
 def run_step_times(args, argv):
     base = TrainConfig(seed=args.seed)
     configs = grid_configs(base, placements=("post", "pre", "sandwich"), warmups=(0,))
@@ -246,6 +261,14 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     t.add_argument("--out", default=RESULTS_DIR / "training_grid.json")
+    r = sub.add_parser("seed-spread", help="one norm, several placements x seeds, no warm-up")
+    r.add_argument("--norm", default="layernorm")
+    r.add_argument("--placements", nargs="+", default=["post", "pre", "sandwich"])
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    r.add_argument("--steps", type=int, default=TrainConfig.steps)
+    r.add_argument("--lr", type=float, default=TrainConfig.lr)
+    r.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
+    r.add_argument("--out", default=RESULTS_DIR / "training_seeds.json")
     s = sub.add_parser("step-times", help="ms per training step, configs timed round-robin")
     s.add_argument("--repeats", type=int, default=7)
     s.add_argument("--seed", type=int, default=0)
@@ -253,7 +276,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # same reduction order as the notebook (nb.setup) ⇒ same losses
     commands = {"grad-norms": run_grad_norms, "train-grid": run_train_grid,
-                "step-times": run_step_times}
+                "seed-spread": run_seed_spread, "step-times": run_step_times}
     commands[args.command](args, argv)
 
 
