@@ -108,10 +108,13 @@ def browser():
 class PageVisit:
     """A page opened offline, with everything that went wrong while loading it."""
 
-    def __init__(self, browser, url, color_scheme="light"):
+    def __init__(self, browser, url, color_scheme="light", width=None, init_script=None):
         self.errors, self.foreign_requests = [], []
         self.transferred = {}  # url -> bytes received (headers + body), see page weights
-        self.context = browser.new_context(color_scheme=color_scheme)
+        viewport = {"width": width, "height": 844} if width else None  # 844: a phone's
+        self.context = browser.new_context(color_scheme=color_scheme, viewport=viewport)
+        if init_script:
+            self.context.add_init_script(init_script)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("requestfinished", self._finished)
@@ -167,10 +170,13 @@ def visit(browser, site_url):
     """Open site pages; closes every context at the end of the test."""
     opened = []
 
-    def open_page(path, color_scheme="light"):
+    def open_page(path, color_scheme="light", width=None, init_script=None):
+        """``width``: viewport width in px (default 1280); ``init_script``: JS run before
+        the page's own scripts."""
         if path == "<no built site>":
             unavailable(f"no built site at {SITE}: run `make book` first")
-        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme))
+        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme, width,
+                                init_script))
         return opened[-1]
 
     yield open_page
