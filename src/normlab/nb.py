@@ -20,7 +20,7 @@ PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 # The site's CSS (``_ext/normlab_site``) recolours exactly this grey to the theme's text colour.
 FONT_COLOR = "#666666"
 _GRID = "rgba(128, 128, 128, 0.25)"
-_GRID_3D = "rgba(128, 128, 128, 0.5)"
+_GRID_3D = "rgba(128, 128, 128, 0.8)"
 _LINE = "rgba(128, 128, 128, 0.6)"
 _CONTROL_BG = "rgba(128, 128, 128, 0.15)"
 _DIV_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -58,7 +58,7 @@ def _theme_layout(fig):
     scene = {}
     if any(trace.type in _TRACES_3D for trace in fig.data):
         # 3D axes draw an opaque light panel by default; keep only their grid lines.
-        # A 3-D grid is drawn thin and in perspective: twice the 2-D grid's opacity.
+        # A 3-D grid is drawn thin and in perspective: a more opaque grey than the 2-D grid.
         axis_3d = {**axis, "gridcolor": _GRID_3D, "backgroundcolor": "rgba(0, 0, 0, 0)",
                    "showbackground": False}
         scene = {"scene": {"xaxis": axis_3d, "yaxis": axis_3d, "zaxis": axis_3d}}

@@ -122,7 +122,7 @@ def geometry_figure(points, eps=1e-5):
         fig.add_trace(go.Scatter3d(x=r4(cloud[:, 0]), y=r4(cloud[:, 1]),
                                    z=r4(cloud[:, 2]), mode="markers", name=name,
                                    marker={"color": colour, "size": 4}))
-    cameras = {"oblique view": {"x": 1.8, "y": -1.6, "z": 0.9},
+    cameras = {"oblique view": {"x": 1.6, "y": -1.45, "z": 0.85},
                "look along (1, 1, 1)": {"x": 1.5, "y": 1.5, "z": 1.5},
                "side view of the plane": {"x": 1.5, "y": -1.5, "z": 0.0}}
     buttons = [{"label": k, "method": "relayout", "args": [{"scene.camera.eye": v}]}
