@@ -363,6 +363,10 @@ TIMINGS = """() => ({
   fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
   longestTask: Math.max(0, ...window.__normlabLongTasks),
   longTasks: window.__normlabLongTasks.length,
+  slowestDraw: Math.max(0, ...performance.getEntriesByType('measure')
+    .filter(m => m.name.startsWith('normlab draw')).map(m => m.duration)),
+  plotlyEval: (() => { const r = performance.getEntriesByType('resource')
+    .find(e => /plotly/.test(e.name)); return r ? r.responseEnd : 0; })(),
   figures: document.querySelectorAll('.js-plotly-plot').length,
   plotlyAsync: [...document.scripts].filter(s => /plotly/.test(s.src)).every(s => s.async),
 })"""
@@ -378,8 +382,10 @@ def test_figure_load_timings_are_reported(visit, record_property):
         rows.append((page_path, timing))
     intro_fcp = rows[0][1]["fcp"]
     lines = [f"{p}\t{t['fcp']:.0f}\t{t['fcp'] / intro_fcp:.2f}\t{t['longestTask']:.0f}\t"
-             f"{t['longTasks']}\t{t['figures']}" for p, t in rows]
-    header = "page\tfirst paint ms\tx intro\tlongest task ms\tlong tasks\tfigures"
+             f"{t['longTasks']}\t{t['figures']}\t{t['slowestDraw']:.0f}\t{t['plotlyEval']:.0f}"
+             for p, t in rows]
+    header = ("page\tfirst paint ms\tx intro\tlongest task ms\tlong tasks\tfigures\t"
+              "slowest figure draw ms\tplotly.js received at ms")
     print("\n" + "\n".join([header, *lines]))
     record_property("figure_load_timings", "\n".join([header, *lines]))
     if os.environ.get("NORMLAB_FIGURE_TIMINGS"):
