@@ -27,6 +27,7 @@ from normlab.figures.plotting import MIN_TRACE_CONTRAST, contrast_ratio
 
 PHONE, DESKTOP = 390, 1366
 MIN_TEXT_CONTRAST = 4.5
+SLOW_MS = 10_000  # a figure's redraw on a busy CI machine
 OVERLAP_PX = 1.5  # texts may touch; overlapping by more than this in x and y is a collision
 
 
@@ -241,9 +242,17 @@ def test_theme_switch_recolours_drawn_figures(visit):
     page = visit(pages[0], width=DESKTOP).page
     light = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData"
                           ".map(t => t.line && t.line.color)")
+    colours = ("() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')]"
+               ".map(d => d._fullData.map(t => t.line && t.line.color)))")
     for theme in ("dark", "light"):
+        before = page.evaluate(colours)
         page.evaluate(f"() => document.documentElement.dataset.theme = '{theme}'")
-        page.wait_for_timeout(300)
+        try:  # every figure redrawn (a busy machine may take seconds)
+            page.wait_for_function(f"before => ({colours})() !== before", arg=before,
+                                   timeout=SLOW_MS)
+            page.wait_for_timeout(500)
+        except Exception:
+            pytest.fail(f"switching to {theme} recoloured no figure")
         assert not low_contrast(page), f"after switching to {theme}"
     after = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData"
                           ".map(t => t.line && t.line.color)")
@@ -280,7 +289,7 @@ def press_changes(page, figure, key):
     page.keyboard.press(key)
     try:
         page.wait_for_function(f"([d, before]) => ({FIGURE_STATE})(d) !== before",
-                               arg=[figure, before], timeout=3_000)
+                               arg=[figure, before], timeout=SLOW_MS)
         return True
     except Exception:
         return False
