@@ -44,7 +44,8 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no test (e.g. before the first chapter exists).
 unit: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) --ignore=tests/test_site.py --ignore=tests/test_site_a11y.py tests || [ $$? -eq 5 ]
+	$(BIN)/pytest -n $(WORKERS) --ignore=tests/test_site.py --ignore=tests/test_site_a11y.py \
+		--ignore=tests/test_site_figures.py tests || [ $$? -eq 5 ]
 
 nbval: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval --nbval-current-env \
@@ -69,7 +70,7 @@ colab-test:
 
 # With CI=true a missing Chromium or build fails instead of skipping.
 site-test: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) tests/test_site.py tests/test_site_a11y.py
+	$(BIN)/pytest -n $(WORKERS) tests/test_site.py tests/test_site_a11y.py tests/test_site_figures.py
 
 # Markdown table page -> KB for README.md ("Page weights"), measured by the browser test.
 page-weights: $(STAMP)

@@ -1,7 +1,9 @@
 """Sphinx extension for the normlab site: everything the pages load is served by the site.
 
-* plotly.js is copied from the installed ``plotly`` package into ``_static`` and loaded on
-  the pages that contain a figure stored by ``normlab.nb.show``;
+* plotly.js is copied from the installed ``plotly`` package into ``_static``; on the pages
+  that contain a figure stored by ``normlab.nb.show``, ``static/normlab-figures.js`` (a
+  deferred script) loads it after the first paint and draws the figures, and
+  ``static/normlab-figures.css`` styles the figures' keyboard controls and dark theme;
 * MathJax 3 is copied from the ``django-static-mathjax`` wheel into ``_static/mathjax``
   (``mathjax_path`` in ``_config.yml`` points there);
 * ``static/normlab.css`` makes figure text follow the light/dark theme and styles the
@@ -18,6 +20,8 @@ from pathlib import Path
 STATIC = Path(__file__).parent / "static"
 CSS = "normlab.css"
 PLOTLY_JS = "plotly.min.js"
+FIGURES_JS = "normlab-figures.js"
+FIGURES_CSS = "normlab-figures.css"
 FIGURE_MARKER = 'class="plotly-graph-div"'
 # MathJax files the tex-chtml component loads lazily: TeX extensions, fonts, menu, a11y.
 MATHJAX_KEEP = ("tex-chtml.js", "input", "output", "ui", "a11y")
@@ -46,13 +50,15 @@ def add_stylesheet(app):
 
 
 def add_page_scripts(app, pagename, templatename, context, doctree):
-    """Load plotly.js (before the figures' inline scripts run) on pages with a figure.
+    """On pages with a figure, the deferred figure script (it loads plotly.js itself, after
+    the first paint: no render-blocking 4.8 MB script in ``<head>``) and its stylesheet.
 
     Also drop thebe's scripts and duplicates: Jupyter Book links every file in ``_static``
     and an extension may add the same file again (e.g. ``quiz.js``).
     """
     if FIGURE_MARKER in context.get("body", ""):
-        app.add_js_file(PLOTLY_JS, priority=100)
+        app.add_js_file(FIGURES_JS, defer="defer")
+        app.add_css_file(FIGURES_CSS)
     scripts = [s for s in context.get("script_files", []) if not _is_thebe(s)]
     context["script_files"] = _unique(scripts)
     context["css_files"] = _unique(context.get("css_files", []))
@@ -87,7 +93,8 @@ def copy_assets(app, exception):
         return
     static = Path(app.outdir) / "_static"
     static.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(STATIC / CSS, static / CSS)
+    for name in (CSS, FIGURES_JS, FIGURES_CSS):
+        shutil.copyfile(STATIC / name, static / name)
     shutil.copyfile(plotly_js_source(), static / PLOTLY_JS)
     shutil.copytree(
         mathjax_source(), static / "mathjax", ignore=_ignore_unused_mathjax, dirs_exist_ok=True

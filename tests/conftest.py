@@ -108,11 +108,17 @@ def browser():
 class PageVisit:
     """A page opened offline, with everything that went wrong while loading it."""
 
-    def __init__(self, browser, url, color_scheme="light", **context_options):
-        """``context_options`` go to ``browser.new_context`` (e.g. ``viewport``)."""
+    def __init__(self, browser, url, color_scheme="light", width=None, init_script=None,
+                 **context_options):
+        """``width``: viewport width in px (height 844, a phone's); ``init_script``: JS run
+        before the page's own scripts; ``context_options`` go to ``browser.new_context``."""
         self.errors, self.foreign_requests = [], []
         self.transferred = {}  # url -> bytes received (headers + body), see page weights
+        if width:
+            context_options.setdefault("viewport", {"width": width, "height": 844})
         self.context = browser.new_context(color_scheme=color_scheme, **context_options)
+        if init_script:
+            self.context.add_init_script(init_script)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("requestfinished", self._finished)
@@ -168,10 +174,13 @@ def visit(browser, site_url):
     """Open site pages; closes every context at the end of the test."""
     opened = []
 
-    def open_page(path, color_scheme="light", **context_options):
+    def open_page(path, color_scheme="light", width=None, init_script=None, **context_options):
+        """``width``: viewport width in px (default 1280); ``init_script``: JS run before
+        the page's own scripts; ``context_options`` go to ``browser.new_context``."""
         if path == "<no built site>":
             unavailable(f"no built site at {SITE}: run `make book` first")
-        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme, **context_options))
+        opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme, width,
+                                init_script, **context_options))
         return opened[-1]
 
     yield open_page

@@ -40,7 +40,7 @@ def test_show_bundle_is_deterministic_and_self_contained(shown):
     assert kwargs == {"raw": True}
     assert shown[0] == shown[1]
     html = bundle["text/html"]
-    assert 'id="ch00-test"' in html and "Plotly.newPlot" in html
+    assert 'id="ch00-test"' in html and "window.normlabFigures" in html
     assert "<script src" not in html and "cdn" not in html.lower()
     spec = bundle["application/vnd.plotly.v1+json"]
     assert spec["config"]["responsive"] and spec["layout"]["sliders"]

@@ -4,7 +4,8 @@
   runs on every page in the light and the dark colour scheme; any "serious" or "critical"
   violation fails, except the narrowly scoped third-party ones in ``AXE_EXCLUDED``.
 * every plotly figure has a non-empty accessible name (``nb.show`` sets role/aria-label);
-* every trace colour drawn is Okabe–Ito, grey/black/white, or from a continuous colourscale;
+* every trace colour drawn is Okabe–Ito (or its light/dark theme variant), grey/black/white,
+  or from a continuous colourscale;
 * page weight: bytes transferred for the page (HTML and every resource it loads, headers
   included) excluding the shared plotly.js and MathJax, at most ``MAX_PAGE_BYTES``;
   ``NORMLAB_WEIGHTS=file`` appends ``page<TAB>bytes`` lines (``make page-weights``);
@@ -20,6 +21,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 from conftest import SITE, pages_or_placeholder
 
+from normlab.figures.plotting import PALETTE, theme_colours
+
 IMPACTS_THAT_FAIL = {"serious", "critical"}
 MAX_PAGE_BYTES = 2_000_000
 # Shared, cached across pages: not counted in a page's weight.
@@ -31,8 +34,9 @@ AXE_EXCLUDED = {
     ("aria-required-children", ".citation-list"),
 }
 
-OKABE_ITO = {"#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
-             "#000000"}
+# Okabe–Ito and its light- and dark-theme variants (normlab.figures.plotting.theme_colours).
+OKABE_ITO = {c.lower() for c in PALETTE} | {
+    c for theme in ("light", "dark") for c in theme_colours(theme).values()}
 
 
 def axe_source():

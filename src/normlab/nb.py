@@ -21,6 +21,7 @@ PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 # The site's CSS (``_ext/normlab_site``) recolours exactly this grey to the theme's text colour.
 FONT_COLOR = "#666666"
 _GRID = "rgba(128, 128, 128, 0.25)"
+_GRID_3D = "rgba(128, 128, 128, 0.8)"
 _LINE = "rgba(128, 128, 128, 0.6)"
 _CONTROL_BG = "rgba(128, 128, 128, 0.15)"
 _DIV_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -58,7 +59,9 @@ def _theme_layout(fig):
     scene = {}
     if any(trace.type in _TRACES_3D for trace in fig.data):
         # 3D axes draw an opaque light panel by default; keep only their grid lines.
-        axis_3d = {**axis, "backgroundcolor": "rgba(0, 0, 0, 0)", "showbackground": False}
+        # A 3-D grid is drawn thin and in perspective: a more opaque grey than the 2-D grid.
+        axis_3d = {**axis, "gridcolor": _GRID_3D, "backgroundcolor": "rgba(0, 0, 0, 0)",
+                   "showbackground": False}
         scene = {"scene": {"xaxis": axis_3d, "yaxis": axis_3d, "zaxis": axis_3d}}
     return {
         **scene,
@@ -73,13 +76,18 @@ def _theme_layout(fig):
 
 
 def themed(fig):
-    """Return a copy of ``fig`` whose template uses the theme-neutral defaults.
+    """Return a copy of ``fig`` whose template uses the theme-neutral defaults and whose
+    palette colours are their light-theme variants (``theme_colours("light")``).
 
     Settings made on the figure itself still win over the template.
     """
     import plotly.graph_objects as go
 
+    from normlab.figures.plotting import recoloured, theme_colours
+
     fig = go.Figure(fig)
+    light = theme_colours("light")
+    fig = go.Figure(recoloured(fig.to_plotly_json(), light))
     template = go.layout.Template(fig.layout.template)
     template.layout.update(_theme_layout(fig))
     fig.layout.template = template
@@ -101,22 +109,37 @@ def figure_label(fig, alt=None):
 def _figure_html(fig, div_id, label):
     """Deterministic ``<div>`` + script; plotly.js is loaded by the page, not the output.
 
+    The script only queues the figure (``window.normlabFigures``): the site loads plotly.js
+    deferred, after the text is painted, and ``normlab-figures.js`` draws the queue (and
+    adds the keyboard controls, the narrow-screen layout and the dark-theme colours, whose
+    ``theme_colours("dark")`` map travels with each figure). On Colab, which has neither,
+    plotly's own HTML loads plotly.js from its CDN and draws at once.
+
     The plotly div gets ``role="figure"`` and ``aria-label`` (the figure's text
     alternative). Not ``role="img"``: its children are presentational, which would hide
     the mode bar, sliders and buttons plotly draws inside (axe: nested-interactive).
     """
     import html
+    import json
+
+    from normlab.figures.plotting import theme_colours
 
     height = fig.layout.height or 450
     attrs = f'role="figure" aria-label="{html.escape(label, quote=True)}" '
-    return fig.to_html(
-        full_html=False,
-        include_plotlyjs="cdn" if _on_colab() else False,
-        div_id=div_id,
-        config=PLOTLY_CONFIG,
-        default_width="100%",
-        default_height=f"{height}px",
-    ).replace(f'<div id="{div_id}" ', f'<div id="{div_id}" {attrs}', 1)
+    if _on_colab():
+        return fig.to_html(
+            full_html=False, include_plotlyjs="cdn", div_id=div_id, config=PLOTLY_CONFIG,
+            default_width="100%", default_height=f"{height}px",
+        ).replace(f'<div id="{div_id}" ', f'<div id="{div_id}" {attrs}', 1)
+    spec = (f'{{"id": {json.dumps(div_id)}, "figure": {fig.to_json()}, '
+            f'"config": {json.dumps(PLOTLY_CONFIG)}, '
+            f'"dark": {json.dumps(theme_colours("dark"), sort_keys=True)}}}')
+    spec = spec.replace("</", "<\\/")  # no "</script>" inside the script
+    return (f'<div id="{div_id}" {attrs}class="plotly-graph-div" '
+            f'style="height:{height}px; width:100%;"></div>\n'
+            f'<script type="text/javascript">(window.normlabFigures = window.normlabFigures'
+            f' || []).push({spec}); window.normlabDrawFigures && normlabDrawFigures();'
+            f'</script>')
 
 
 def show(fig, div_id, alt=None):

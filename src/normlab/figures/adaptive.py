@@ -80,7 +80,7 @@ def conditioning_figure(h_by_class, h_plain, n_features=16):
                              showlegend=False, name="LN(x)"), row=1, col=2)
     for k, h in enumerate(h_by_class):
         fig.add_trace(go.Bar(x=centres, y=r4(histogram(h, edges)), visible=k == 0,
-                             marker_color=BLUE, opacity=0.7,
+                             marker_color=BLUE,  # opaque: 3:1 against the page
                              name="h = modulate(LN(x), shift(c), scale(c))"), row=1, col=1)
         fig.add_trace(go.Scatter(x=feats, y=r4(h[:, :n_features].mean(0)), mode="markers",
                                  marker={"color": BLUE, "size": 9}, visible=k == 0,
@@ -92,8 +92,9 @@ def conditioning_figure(h_by_class, h_plain, n_features=16):
              for k in range(n)]
     fig.update_layout(
         title="adaLN-Zero: the class moves the distribution of the normalised activations",
-        height=500, bargap=0, legend={"orientation": "h", "y": 1.16, "x": 0},
-        margin={"t": 120},
+        height=520, bargap=0,  # legend above the subplot titles
+        legend={"orientation": "h", "x": 0, "y": 1.13, "yanchor": "bottom"},
+        margin={"t": 140},
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "class c = "},
                   "pad": {"t": 50}}])
     fig.update_xaxes(title_text="activation value", row=1, col=1)
@@ -127,7 +128,7 @@ def loss_curves_figure(results, every=10):
         title={"text": "Training loss (mean squared error on standardised targets)",
                "y": 0.97, "yanchor": "top"},
         xaxis_title="training step", yaxis_title="train MSE (log scale)", yaxis_type="log",
-        height=500, legend={"x": 0.5, "y": 0.98},
+        height=520, legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"},
         updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
                       "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"}],
         margin={"t": 110})

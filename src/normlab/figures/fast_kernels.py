@@ -89,7 +89,8 @@ def traffic_figure(norms=("layernorm", "rmsnorm"), passes=("fwd", "fwd+bwd"), M=
         title=f"Eager reference, {dtype}: bytes per element of x, kernel by kernel",
         xaxis={"title": "kernel (in launch order)", "tickangle": -60},
         yaxis_title="bytes moved / element of x",
-        updatemenus=dropdown(labels, 3), legend={"x": 0.99, "xanchor": "right", "y": 0.98})
+        updatemenus=dropdown(labels, 3),
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 
@@ -106,16 +107,24 @@ def roofline_points(dtype, spec=H100_SPEC, gemm=4096):
     return points
 
 
+def _label_position(label):
+    """Where a roofline point's label goes: LayerNorm's above and RMSNorm's below their
+    (nearly coincident) points, the GEMM's left of it, away from the plot's edge."""
+    if label.startswith("GEMM"):
+        return "top left"
+    return "top right" if label.startswith("layernorm") else "bottom right"
+
+
 def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
     """Attainable flop/s = min(peak, intensity × bandwidth) for both compute roofs, with the
     kernels placed by arithmetic intensity; buttons switch the input dtype (element size)."""
     fig = go.Figure()
     intensity = [10 ** (k / 8) for k in range(-16, 33)]  # 0.01 … 10⁴ flop/byte
     bw = spec["bandwidth"]
-    for k, (dtype, peak) in enumerate(spec["peak"].items()):
+    for dtype, peak in spec["peak"].items():
         fig.add_scatter(x=[r4(a) for a in intensity],
                         y=[r4(min(peak, a * bw) / 1e12) for a in intensity], mode="lines",
-                        line={"color": BLACK, "dash": "solid" if k == 0 else "dot"},
+                        line={"color": BLACK, "dash": "solid" if dtype == "float32" else "dot"},
                         name=f"{spec['peak_label'][dtype]}: {peak / 1e12:.4g} TFLOP/s, "
                              f"ridge at {peak / bw:.3g} flop/B")
     roofs, group = len(fig.data), []
@@ -124,7 +133,8 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
         for j, (label, ai) in enumerate(roofline_points(dtype, spec)):
             group.append(i)
             fig.add_scatter(x=[r4(ai)], y=[r4(min(top, ai * bw) / 1e12)], mode="markers+text",
-                            text=[label], textposition="middle right", showlegend=False,
+                            text=[label], textposition=_label_position(label), name=label,
+                            showlegend=False,
                             marker={"size": 11, "color": PALETTE[j]}, visible=i == 0,
                             hovertemplate=f"{label}<br>%{{x:.3g}} flop/B<extra>{dtype}</extra>")
     buttons = [{"label": f"input dtype: {d}", "method": "restyle",
@@ -133,8 +143,9 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
     fig.update_layout(
         title=f"Roofline of the {spec['name']}: normalization sits on the bandwidth slope",
         xaxis={"title": "arithmetic intensity (flop / byte moved)", "type": "log",
-               "exponentformat": "power"},
-        yaxis={"title": "attainable TFLOP/s", "type": "log", "exponentformat": "power"},
+               "exponentformat": "power", "dtick": 1},
+        yaxis={"title": "attainable TFLOP/s", "type": "log", "exponentformat": "power",
+               "dtick": 1},
         updatemenus=[{"buttons": buttons, "type": "buttons", "direction": "right", "x": 0,
                       "y": 1.14, "xanchor": "left"}],
         height=500, margin={"t": 110}, legend={"x": 0.99, "xanchor": "right", "y": 0.02,

@@ -12,7 +12,17 @@ import torch
 from plotly.subplots import make_subplots
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from normlab.figures.plotting import BLACK, BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, r4
+from normlab.figures.plotting import (
+    BLACK,
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    SKY,
+    VERMILION,
+    cube_scene,
+    r4,
+)
 from normlab.layer_norm import layer_norm
 from normlab.variance import cancellation_table
 
@@ -112,20 +122,17 @@ def geometry_figure(points, eps=1e-5):
         fig.add_trace(go.Scatter3d(x=r4(cloud[:, 0]), y=r4(cloud[:, 1]),
                                    z=r4(cloud[:, 2]), mode="markers", name=name,
                                    marker={"color": colour, "size": 4}))
-    cameras = {"oblique view": {"x": 1.6, "y": -1.4, "z": 0.8},
+    cameras = {"oblique view": {"x": 1.6, "y": -1.45, "z": 0.85},
                "look along (1, 1, 1)": {"x": 1.5, "y": 1.5, "z": 1.5},
                "side view of the plane": {"x": 1.5, "y": -1.5, "z": 0.0}}
     buttons = [{"label": k, "method": "relayout", "args": [{"scene.camera.eye": v}]}
                for k, v in cameras.items()]
-    lim = [-3.5, 3.5]
     fig.update_layout(
         title="d = 3: centre (project onto Σx = 0), then scale onto the circle of radius √3",
-        scene={"xaxis": {"title": "x₁", "range": lim}, "yaxis": {"title": "x₂", "range": lim},
-               "zaxis": {"title": "x₃", "range": lim}, "aspectmode": "cube",
-               "camera": {"eye": cameras["oblique view"]}},
+        **cube_scene(3.5, cameras["oblique view"]),
         updatemenus=[{"buttons": buttons, "type": "buttons", "direction": "right",
                       "x": 0, "y": 1.06, "xanchor": "left"}],
-        height=620, legend={"x": 0, "y": 0.95}, margin={"t": 90})
+        height=680, margin={"t": 90, "b": 10})
     return fig
 
 

@@ -13,7 +13,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from normlab.experiments.deep_stack import DeepStack
-from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, r4
+from normlab.figures.plotting import BLUE, GREEN, GREY, ORANGE, SKY, VERMILION, cube_scene, r4
 from normlab.layer_norm import layer_norm
 from normlab.rms_norm import rms_norm
 
@@ -99,7 +99,7 @@ def invariance_figure(x, scales, shifts):
         steps = [{"method": "restyle", "label": f"{v:.3g}",
                   "args": [{"y": [r4(y) for y in _norms(xt)]}, [first, first + 1, first + 2]]}
                  for v, xt in cases]
-        sliders.append({"active": start, "steps": steps, "visible": m == 0,
+        sliders.append({"active": start, "steps": steps, "visible": m == 0, "pad": {"t": 60},
                         "currentvalue": {"prefix": f"{mode.split()[0]}: " + ("a = " if m == 0
                                                                            else "b = ")}})
         visible = [True] * 3 + [k // 3 == m for k in range(3 * len(modes))]
@@ -113,7 +113,8 @@ def invariance_figure(x, scales, shifts):
                       yaxis_title="value", sliders=sliders, height=480,
                       updatemenus=[{"buttons": buttons, "type": "buttons", "direction": "right",
                                     "x": 0, "y": 1.3, "xanchor": "left"}],
-                      legend={"orientation": "h", "y": -0.5}, margin={"t": 130})
+                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.3,
+                              "yanchor": "top"}, margin={"t": 130, "b": 150})
     return fig
 
 
@@ -147,15 +148,12 @@ def sphere_figure(points, shifts, eps=1e-6):
         xyz = [[r4(cloud[:, k]) for cloud in clouds(c)] for k in range(3)]
         steps.append({"method": "restyle", "label": f"{c:.2g}",
                       "args": [{"x": xyz[0], "y": xyz[1], "z": xyz[2]}, [2, 3, 4]]})
-    lim = [-3.2, 3.2]
     fig.update_layout(
         title="d = 3: RMSNorm projects onto a sphere, LayerNorm onto a circle on it",
-        scene={"xaxis": {"title": "x₁", "range": lim}, "yaxis": {"title": "x₂", "range": lim},
-               "zaxis": {"title": "x₃", "range": lim}, "aspectmode": "cube",
-               # oblique: looking along (1, 1, 1) the circle would hide the sphere's outline
-               "camera": {"eye": {"x": 1.6, "y": -1.4, "z": 0.8}}},
+        # oblique: looking along (1, 1, 1) the circle would hide the sphere's outline
+        **cube_scene(3.2, {"x": 1.25, "y": -1.1, "z": 0.62}),
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "shift c = "}}],
-        height=600, legend={"x": 0, "y": 1})
+        height=700, margin={"t": 60})
     return fig
 
 

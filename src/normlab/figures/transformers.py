@@ -34,7 +34,8 @@ def _shown(norm, on):
 
 
 def grad_norm_figure(results):
-    """‖∂L/∂W₂‖ per layer at initialization; a slider picks the depth (precomputed traces)."""
+    """‖∂L/∂W₂‖ per layer at initialization; a slider picks the depth (precomputed
+    traces), starting at the deepest stack."""
     runs = results["runs"]
     depths = sorted({r["depth"] for r in runs})
     fig = go.Figure()
@@ -43,7 +44,7 @@ def grad_norm_figure(results):
             fig.add_trace(go.Scatter(
                 x=list(range(1, depth + 1)), y=r4(r["grad_norm"]), mode="lines+markers",
                 name=_label(r["norm"], r["placement"]), meta=r["norm"],
-                visible=_shown(r["norm"], depth == depths[0]),
+                visible=_shown(r["norm"], depth == depths[-1]),
                 line={"color": _color(r["norm"], r["placement"]), "dash": DASHES[r["norm"]]}))
     per_depth = len(fig.data) // len(depths)
     steps = [{"method": "update", "label": str(depth),
@@ -53,9 +54,9 @@ def grad_norm_figure(results):
              for k, depth in enumerate(depths)]
     fig.update_layout(
         title="Gradient norm of each layer's MLP output weight at initialization",
-        xaxis={"title": "layer (1 = next to the embeddings)", "range": [0.5, depths[0] + 0.5]},
-        yaxis={"title": "‖∂L/∂W₂‖_F (log scale)", "type": "log"},
-        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "depth: "},
+        xaxis={"title": "layer (1 = next to the embeddings)", "range": [0.5, depths[-1] + 0.5]},
+        yaxis={"title": "‖∂L/∂W₂‖<sub>F</sub> (log scale)", "type": "log"},
+        sliders=[{"active": len(depths) - 1, "steps": steps, "currentvalue": {"prefix": "depth: "},
                   "pad": {"t": 50}}],
         legend={"title": "norm, placement"}, height=520)
     return fig
@@ -82,7 +83,7 @@ def last_layer_figure(results):
         title="Last layer's gradient norm at initialization against depth",
         xaxis={"title": "number of layers L (log scale)", "type": "log",
                "tickvals": depths, "ticktext": [str(d) for d in depths]},
-        yaxis={"title": "‖∂L/∂W₂‖_F of the last layer (log scale)", "type": "log"},
+        yaxis={"title": "‖∂L/∂W₂‖<sub>F</sub> of the last layer (log scale)", "type": "log"},
         legend={"title": "norm, placement"}, height=480)
     return fig
 
@@ -140,8 +141,9 @@ def summary_figure(grid):
     names, val, ms, colors = [], [], [], []
     for run in grid["runs"]:
         c = run["config"]
-        names.append(_label(c["norm"], c["placement"])
-                     + (f", warm-up {c['warmup_steps']}" if c["warmup_steps"] else ", no warm-up"))
+        names.append(_label(c["norm"], c["placement"])  # two lines: fits a phone too
+                     + (f",<br>warm-up {c['warmup_steps']}" if c["warmup_steps"]
+                        else ",<br>no warm-up"))
         val.append(run["val_loss"][-1])
         ms.append(run["median_step_ms"])
         colors.append(_color(c["norm"], c["placement"]))
@@ -165,5 +167,5 @@ def summary_figure(grid):
         yaxis={"title": "run", "autorange": "reversed"},
         updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
                       "x": 0, "xanchor": "left", "y": 1.04, "yanchor": "bottom"}],
-        showlegend=False, height=540, margin={"l": 260, "t": 120})
+        showlegend=False, height=560, margin={"l": 160, "t": 120})
     return fig

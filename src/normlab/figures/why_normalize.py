@@ -103,7 +103,8 @@ def init_profile_figure(records, active=None):
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_xaxes(title_text="layer l", row=2)
     fig.update_layout(
-        title="At initialization: activation RMS of x_l and RMS of ∂ℓ/∂x_l per layer",
+        title="At initialization: RMS of the activations x<sub>l</sub> and of the gradients "
+              "∂ℓ/∂x<sub>l</sub>, per layer",
         height=640, legend={"orientation": "h", "y": -0.16},
         sliders=[{"active": first, "steps": steps, "y": -0.24,
                   "currentvalue": {"prefix": "depth and gain: "}}])
@@ -113,8 +114,8 @@ def init_profile_figure(records, active=None):
 def saturation_figure(records):
     """Plain tanh stacks vs init gain: gradient reaching the input, and share of flat units."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=["RMS of ∂ℓ/∂x₀ (gradient reaching the input)",
-                                        "share of saturated units, tanh′(z) < 0.1"])
+                        subplot_titles=["gradient RMS at the input, ∂ℓ/∂x₀",
+                                        "saturated units, tanh′(z) < 0.1"])
     for norm in dict.fromkeys(r["norm"] for r in records):
         rs = [r for r in records if r["norm"] == norm]
         style = NORM_STYLE[norm]
@@ -130,7 +131,7 @@ def saturation_figure(records):
     fig.update_xaxes(title_text="init gain g", type="log", tickvals=r4(ticks),
                      ticktext=[f"{g:.3g}" for g in ticks])
     fig.update_yaxes(type="log", exponentformat="power", col=1)
-    fig.update_yaxes(range=[0, 1], col=2)
+    fig.update_yaxes(range=[0, 1.05], tickvals=[0, 0.25, 0.5, 0.75, 1], col=2)
     fig.update_layout(title=f"Plain tanh stack of depth {records[0]['depth']} at initialization",
                       height=420)
     return fig
@@ -158,12 +159,17 @@ def training_figure(records):
             line={"color": colour, "width": 2.5}))
     steps = [{"method": "update", "label": f"{lr:g}",
               "args": [{"visible": [r["lr"] == lr for r in records]}]} for lr in lrs]
+    # Diverged runs reach 1e200 and beyond: keep the axis on the runs that survive.
+    finite = [v for r in records for v in r["losses"] if math.isfinite(v) and v > 0]
+    start = max(r["losses"][0] for r in records if math.isfinite(r["losses"][0]))
+    y_range = [math.log10(min(finite)) - 0.3, math.log10(start) + 1]
     fig.update_layout(
         title="Training loss, full-batch gradient descent, same data, seed and steps",
         xaxis_title="step", yaxis={"title": "mean squared error", "type": "log",
-                                   "exponentformat": "power"},
-        height=500, sliders=[{"active": 0, "steps": steps,
-                              "currentvalue": {"prefix": "learning rate: "}}])
+                                   "exponentformat": "power", "range": y_range},
+        height=520, margin={"b": 150},
+        sliders=[{"active": 0, "steps": steps, "pad": {"t": 60},
+                  "currentvalue": {"prefix": "learning rate: "}}])
     return fig
 
 
@@ -172,5 +178,6 @@ def rms_profile_figure(act_rms, title):
     fig = go.Figure(go.Scatter(y=r4(act_rms), mode="lines+markers",
                                line={"color": BLUE, "width": 2.5}))
     fig.update_layout(title=title, xaxis_title="layer l", height=360,
-                      yaxis={"title": "RMS of x_l", "type": "log", "exponentformat": "power"})
+                      yaxis={"title": "RMS of x<sub>l</sub>", "type": "log",
+                             "exponentformat": "power"})
     return fig
