@@ -11,13 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-# The kernel must be this environment's python, not a user-wide "python3" kernelspec.
+# The kernel must be this environment's python, not a user-wide "python3" kernelspec, and
+# must import the installed normlab (as on Colab), not a source tree on PYTHONPATH.
 os.environ["JUPYTER_PREFER_ENV_PATH"] = "1"
+os.environ.pop("PYTHONPATH", None)
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-PROBE = "import sys, ipywidgets\nprint(sys.executable, ipywidgets.__version__)"
+PROBE = ("import sys, ipywidgets, normlab\n"
+         "print(sys.executable, ipywidgets.__version__, normlab.__file__)")
 
 
 def run(path):
@@ -33,8 +36,8 @@ def main(paths):
     for path in paths:
         start = time.perf_counter()
         kernel = run(path)
-        if not kernel.startswith(sys.executable):
-            sys.exit(f"{path} ran in another environment's kernel: {kernel}")
+        if not kernel.startswith(sys.executable) or "site-packages" not in kernel:
+            sys.exit(f"{path} ran in another environment or normlab: {kernel}")
         print(f"{path}: ran in {time.perf_counter() - start:.0f} s ({kernel})", flush=True)
 
 
