@@ -54,15 +54,20 @@ def test_row_offsets_are_int64_and_eps_float32(compiled):
 
 def test_rows_are_moved_with_16_byte_accesses(compiled):
     """For N divisible by 16 every tensor access is LDG/STG.E.128; the only narrow ones
-    are per-row scalars (mean, rstd: a load in the backward, a store in the forward)."""
+    are per-row scalars (mean, rstd: a load in the backward, a store in the forward) and,
+    in the forward, the rare rescue of rows whose squares overflow (``_rescued_row``,
+    never run for ordinary rows), which reads a row again in narrow blocks of
+    RESCUE_BLOCK_SIZE columns and stores its y and statistics a second time."""
     scalars = {"layernorm": 2, "rmsnorm": 1}
     for row in (r for r in compiled["rows"] if r["N"] % 16 == 0):
         memory, what = row["memory"], f"{row['norm']} {row['pass']} N={row['N']}"
         narrow = {op: n for op, n in memory.items() if op[:3] in ("LDG", "STG")
                   and not op.endswith(".128")}
         assert memory.get("LDG.E.128") and memory.get("STG.E.128"), f"{what}: {memory}"
-        stats_op = "LDG.E" if row["pass"] == "bwd" else "STG.E"
-        assert narrow == {stats_op: scalars[row["norm"]]}, f"{what}: narrow accesses {narrow}"
+        if row["pass"] == "bwd":
+            assert narrow == {"LDG.E": scalars[row["norm"]]}, f"{what}: narrow {narrow}"
+        else:
+            assert narrow.get("STG.E", 0) >= scalars[row["norm"]], f"{what}: {narrow}"
 
 
 def test_n_not_divisible_by_16_gets_scalar_loads(compiled):

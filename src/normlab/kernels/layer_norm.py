@@ -3,17 +3,28 @@
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
 from normlab._validate import check_eps, check_input, check_param, compute_dtype
 from normlab.kernels import _launch
-from normlab.kernels._common import affine_store, load_block
+from normlab.kernels._autograd import reference_jvp, reference_vjp
+from normlab.kernels._common import (
+    RESCUE_BLOCK_SIZE,
+    SPREAD_RSTD,
+    affine_store,
+    load_block,
+    normalise,
+    not_finite,
+    row_abs_max,
+)
 from normlab.layer_norm import LayerNorm
+from normlab.layer_norm import layer_norm as reference_layer_norm
 
 
 @triton.jit
-def _row_mean_var(x_ptr, N, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
-    """Mean and biased variance of a long row in one pass over memory.
+def _row_mean_var(x_ptr, N, scale, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr,
+                  SCALED: tl.constexpr):
+    """Mean and biased variance (in ACC) of a long row, of x / scale if SCALED, in one pass
+    over memory.
 
     Each block's moments are exact (two passes over registers); blocks are merged with
     Chan et al.'s update, which, unlike sum and sum of squares, does not cancel when
@@ -26,6 +37,8 @@ def _row_mean_var(x_ptr, N, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
         cols = start + tl.arange(0, BLOCK_SIZE)
         mask = cols < N
         x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
+        if SCALED:
+            x = x / scale
         n_b = tl.sum(mask.to(ACC), axis=0)
         mean_b = tl.sum(x, axis=0) / n_b
         d = tl.where(mask, x - mean_b, 0.0)
@@ -35,6 +48,47 @@ def _row_mean_var(x_ptr, N, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
         m2 += tl.sum(d * d, axis=0) + delta * delta * (count * n_b / total)
         count = total
     return mean, m2 / N
+
+
+@triton.jit
+def _rescaled_stats(mean_z, var_z, s, eps):
+    r"""``mean`` and ``rstd`` of x from the moments of :math:`z = x/s`, and
+    :math:`\mathrm{rstd}_{\epsilon/s^2}(z)`.
+
+    :math:`\mu(x) = s\,\mu(z)` and :math:`\sigma^2(x) = s^2\sigma^2(z)`, so ε must
+    scale by :math:`s^2` for the result to stay the same function of x:
+
+    .. math:: \mathrm{rstd}_\epsilon(x) = \frac{1}{\sqrt{s^2\sigma^2(z) + \epsilon}}
+        = \frac{1}{s}\,\mathrm{rstd}_{\epsilon/s^2}(z),\qquad
+        \hat x = (z - \mu(z))\,\mathrm{rstd}_{\epsilon/s^2}(z).
+
+    ε/s² may underflow to 0; it is then below rounding of σ²(z) ≥ 2⁻⁴⁸/d, unless the row
+    is constant (σ(z) = 0, reached here because its sum overflowed), whose rstd is
+    1/√ε exactly and x̂ = 0.
+    """
+    spread = var_z > 0.0
+    rstd_z = 1.0 / tl.sqrt(tl.where(spread, var_z, 1.0) + eps / s / s)
+    return mean_z * s, tl.where(spread, rstd_z / s, 1.0 / tl.sqrt(eps + tl.zeros_like(s))), \
+        tl.where(spread, rstd_z, 0.0)
+
+
+@triton.jit
+def _rescued_row(x_ptr, y_ptr, weight_ptr, bias_ptr, N, eps, HAS_WEIGHT: tl.constexpr,
+                 HAS_BIAS: tl.constexpr, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
+    """y of a row whose squared deviations overflow (rare; the y already stored is replaced),
+    read again and computed on z = x/s with s = max|x| (see :func:`_rescaled_stats`):
+    y = γ ⊙ (z − μ(z))·rstd_ε/s²(z) + β. Returns the row's ``mean`` and ``rstd``. A row
+    holding ±inf or NaN has s = inf or z = NaN: NaN."""
+    s = row_abs_max(x_ptr, N, BLOCK_SIZE, ACC)
+    mean_z, var_z = _row_mean_var(x_ptr, N, s, BLOCK_SIZE, ACC, True)
+    mean, rstd, rstd_z = _rescaled_stats(mean_z, var_z, s, eps)
+    for start in range(0, N, BLOCK_SIZE):
+        cols = start + tl.arange(0, BLOCK_SIZE)
+        mask = cols < N
+        z = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC) / s
+        affine_store(y_ptr, (z - mean_z) * rstd_z, weight_ptr, bias_ptr, cols, mask,
+                     HAS_WEIGHT, HAS_BIAS, ACC)
+    return mean, rstd
 
 
 @triton.jit
@@ -68,7 +122,7 @@ def _layer_norm_fwd(
         affine_store(y_ptr, x_centered * rstd, weight_ptr, bias_ptr, cols, mask,
                       HAS_WEIGHT, HAS_BIAS, ACC)
     else:  # statistics in one pass, then a second (mostly L2-resident) pass to normalise
-        mean, var = _row_mean_var(x_ptr, N, BLOCK_SIZE, ACC)
+        mean, var = _row_mean_var(x_ptr, N, 1.0, BLOCK_SIZE, ACC, False)
         rstd = 1.0 / tl.sqrt(var + eps)
         for start in range(0, N, BLOCK_SIZE):
             cols = start + tl.arange(0, BLOCK_SIZE)
@@ -76,6 +130,10 @@ def _layer_norm_fwd(
             x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
             affine_store(y_ptr, (x - mean) * rstd, weight_ptr, bias_ptr, cols, mask,
                           HAS_WEIGHT, HAS_BIAS, ACC)
+    if not_finite(var):  # rare: the squares overflowed (or x holds ±inf/NaN)
+        tl.debug_barrier()  # every thread's first y is written before any is replaced
+        mean, rstd = _rescued_row(x_ptr, y_ptr, weight_ptr, bias_ptr, N, eps,
+                                  HAS_WEIGHT, HAS_BIAS, RESCUE_BLOCK_SIZE, ACC)
     tl.store(mean_ptr + row, mean)
     tl.store(rstd_ptr + row, rstd)
 
@@ -118,7 +176,7 @@ def _layer_norm_bwd(
         if SINGLE_BLOCK:
             x = tl.load(x_row + cols, mask=mask, other=0.0).to(ACC)
             dy = tl.load(dy_row + cols, mask=mask, other=0.0).to(ACC)
-            x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+            x_hat = tl.where(mask, normalise(x, mean, rstd, rstd < SPREAD_RSTD), 0.0)
             wdy = w * dy
             c1 = tl.sum(x_hat * wdy, axis=0) / N
             c2 = tl.sum(wdy, axis=0) / N
@@ -126,9 +184,11 @@ def _layer_norm_bwd(
             tl.store(dx_row + cols, dx.to(dx_ptr.dtype.element_ty), mask=mask)
             dweight += dy * x_hat
             dbias += dy
-        else:
+        else:  # h = 1/2: a row so spread that x − mean may overflow, see normalise
+            h = tl.where(rstd < SPREAD_RSTD, 0.5, 1.0)
             _layer_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr,
-                                     dbias_ptr, mean, rstd, N, HAS_WEIGHT, BLOCK_SIZE, ACC)
+                                     dbias_ptr, mean * h, rstd / h, rstd, h, N, HAS_WEIGHT,
+                                     BLOCK_SIZE, ACC)
     if SINGLE_BLOCK:
         tl.store(dweight_ptr + cols, dweight, mask=mask)
         tl.store(dbias_ptr + cols, dbias, mask=mask)
@@ -136,16 +196,17 @@ def _layer_norm_bwd(
 
 @triton.jit
 def _layer_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, dbias_ptr,
-                             mean, rstd, N, HAS_WEIGHT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-                             ACC: tl.constexpr):
+                             mean_h, rstd_h, rstd, h, N, HAS_WEIGHT: tl.constexpr,
+                             BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
     """One row too long for registers: pass 1 reduces c1, c2; pass 2 writes dx and adds to
-    this program's own partial-sum rows (no other program touches them: no atomics)."""
+    this program's own partial-sum rows (no other program touches them: no atomics).
+    x̂ = (h·x − h·μ)·(rstd/h) with h = 1, or 1/2 where x − μ may overflow (see normalise)."""
     c1 = tl.zeros([], ACC)
     c2 = tl.zeros([], ACC)
     for start in range(0, N, BLOCK_SIZE):
         cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
                                           BLOCK_SIZE, ACC)
-        x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+        x_hat = tl.where(mask, (x * h - mean_h) * rstd_h, 0.0)
         c1 += tl.sum(x_hat * w * dy, axis=0)
         c2 += tl.sum(w * dy, axis=0)
     c1 = c1 / N
@@ -153,7 +214,7 @@ def _layer_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, dbi
     for start in range(0, N, BLOCK_SIZE):
         cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
                                           BLOCK_SIZE, ACC)
-        x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
+        x_hat = tl.where(mask, (x * h - mean_h) * rstd_h, 0.0)
         dx = (w * dy - (x_hat * c1 + c2)) * rstd
         tl.store(dx_row + cols, dx.to(dx_row.dtype.element_ty), mask=mask)
         tl.store(dweight_ptr + cols, tl.load(dweight_ptr + cols, mask=mask) + dy * x_hat, mask=mask)
@@ -203,26 +264,56 @@ def layer_norm_bwd(dy, x, weight, mean, rstd):
 
 
 class LayerNormFunction(torch.autograd.Function):
-    """Autograd glue: ``apply(x, normalized_shape, weight, bias, eps)`` on validated input."""
+    """Autograd glue: ``apply(x, normalized_shape, weight, bias, eps)`` on validated input
+    returns ``(y, mean, rstd)``; only ``y`` is differentiable.
+
+    First-order reverse mode runs the fused backward. With ``create_graph=True`` (gradient
+    penalties, double backward) and in forward mode (``torch.func.jvp``) the derivative is
+    autograd of :func:`normlab.layer_norm` instead (see :mod:`normlab.kernels._autograd`),
+    so no higher-order term is dropped.
+    """
 
     @staticmethod
-    def forward(ctx, x, normalized_shape, weight, bias, eps):
+    def forward(x, normalized_shape, weight, bias, eps):
         x_rows = _launch.as_rows(x, torch.Size(normalized_shape).numel())
-        w, b = _launch.flat_param(weight), _launch.flat_param(bias)
-        y, mean, rstd = layer_norm_fwd(x_rows, w, b, eps)
-        ctx.save_for_backward(x_rows, w, mean, rstd)
-        ctx.params = _launch.param_meta(weight), _launch.param_meta(bias)
-        return y.reshape(x.shape)
+        y, mean, rstd = layer_norm_fwd(x_rows, _launch.flat_param(weight),
+                                       _launch.flat_param(bias), eps)
+        return y.reshape(x.shape), mean, rstd
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        x_rows, w, mean, rstd = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        x, normalized_shape, weight, bias, eps = inputs
+        _, mean, rstd = output
+        ctx.mark_non_differentiable(mean, rstd)
+        ctx.save_for_backward(x, weight, bias, mean, rstd)
+        ctx.save_for_forward(x, weight, bias)
+        ctx.normalized_shape, ctx.eps = normalized_shape, eps
+
+    @staticmethod
+    def _reference(ctx, x, weight, bias):
+        return reference_layer_norm(x, ctx.normalized_shape, weight, bias, ctx.eps)
+
+    @staticmethod
+    def backward(ctx, dy, _dmean, _drstd):
+        x, weight, bias, mean, rstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must itself be differentiable
+            needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[2:4])
+            dx, dweight, dbias = reference_vjp(
+                lambda *t: LayerNormFunction._reference(ctx, *t), (x, weight, bias), needs, dy)
+            return dx, None, dweight, dbias, None
+        x_rows = _launch.as_rows(x, torch.Size(ctx.normalized_shape).numel())
         dy_rows = _launch.as_rows(dy, x_rows.shape[1])  # dy's own strides, never x's
-        dx, dweight, dbias = layer_norm_bwd(dy_rows, x_rows, w, mean, rstd)
-        weight, bias = ctx.params
-        return (dx.reshape(dy.shape), None, _launch.reduce_partials(dweight, weight),
-                _launch.reduce_partials(dbias, bias), None)
+        dx, dweight, dbias = layer_norm_bwd(dy_rows, x_rows, _launch.flat_param(weight),
+                                            mean, rstd)
+        return (dx.reshape(dy.shape), None,
+                _launch.reduce_partials(dweight, _launch.param_meta(weight)),
+                _launch.reduce_partials(dbias, _launch.param_meta(bias)), None)
+
+    @staticmethod
+    def jvp(ctx, x_dot, _shape_dot, weight_dot, bias_dot, _eps_dot):
+        y_dot = reference_jvp(lambda *t: LayerNormFunction._reference(ctx, *t),
+                              ctx.saved_tensors, (x_dot, weight_dot, bias_dot))
+        return y_dot, None, None
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -237,7 +328,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     check_param(weight, "weight", x, shape)
     check_param(bias, "bias", x, shape)
     _launch.check_device(x)
-    return LayerNormFunction.apply(x, shape, weight, bias, eps)
+    return LayerNormFunction.apply(x, shape, weight, bias, eps)[0]
 
 
 class TritonLayerNorm(LayerNorm):

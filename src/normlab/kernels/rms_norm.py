@@ -3,12 +3,19 @@
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
 from normlab._validate import check_eps, check_input, check_param, compute_dtype
 from normlab.kernels import _launch
-from normlab.kernels._common import affine_store, load_block
+from normlab.kernels._autograd import reference_jvp, reference_vjp
+from normlab.kernels._common import (
+    RESCUE_BLOCK_SIZE,
+    affine_store,
+    load_block,
+    not_finite,
+    row_abs_max,
+)
 from normlab.rms_norm import RMSNorm, default_eps, gain
+from normlab.rms_norm import rms_norm as reference_rms_norm
 
 
 @triton.jit
@@ -18,6 +25,54 @@ def _rstd(mean_square, eps, EPS_INSIDE_SQRT: tl.constexpr):
         return 1.0 / tl.sqrt(mean_square + eps)
     else:
         return 1.0 / (tl.sqrt(mean_square) + eps)
+
+
+@triton.jit
+def _scaled_eps(eps, s, EPS_INSIDE_SQRT: tl.constexpr):
+    r"""The ε' that keeps ε's meaning on z = x/s: :math:`\mathrm{RMS}_\epsilon(x) =
+    s\,\mathrm{RMS}_{\epsilon'}(z)`, since
+    :math:`\sqrt{s^2\,\overline{z^2} + \epsilon} = s\sqrt{\overline{z^2} + \epsilon/s^2}`
+    (ε' = ε/s², inside the sqrt) and :math:`s\sqrt{\overline{z^2}} + \epsilon =
+    s\,(\sqrt{\overline{z^2}} + \epsilon/s)` (ε' = ε/s, outside)."""
+    if EPS_INSIDE_SQRT:
+        return eps / s / s
+    else:
+        return eps / s
+
+
+@triton.jit
+def _row_sum_squares(x_ptr, N, scale, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr,
+                     SCALED: tl.constexpr):
+    """Σ x_i² (in ACC) over a long row, of x / scale if SCALED; no cancellation: a plain sum."""
+    sum_sq = tl.zeros([], ACC)
+    for start in range(0, N, BLOCK_SIZE):
+        cols = start + tl.arange(0, BLOCK_SIZE)
+        x = tl.load(x_ptr + cols, mask=cols < N, other=0.0).to(ACC)
+        if SCALED:
+            x = x / scale
+        sum_sq += tl.sum(x * x, axis=0)
+    return sum_sq
+
+
+@triton.jit
+def _rescued_row(x_ptr, y_ptr, weight_ptr, N, eps, HAS_WEIGHT: tl.constexpr,
+                 EPS_INSIDE_SQRT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+                 ACC: tl.constexpr):
+    """y of a row whose squares overflow (rare; the y already stored is replaced), read again
+    and computed on z = x/s with s = max|x|: y = γ ⊙ z·rstd_ε'(z), ε' from
+    :func:`_scaled_eps` (where it underflows it is below rounding of mean(z²) ≥ 1/d).
+    Returns the row's rstd = rstd_ε'(z)/s. A row holding ±inf or NaN has s = inf or
+    z = NaN: NaN."""
+    s = row_abs_max(x_ptr, N, BLOCK_SIZE, ACC)
+    sum_sq_z = _row_sum_squares(x_ptr, N, s, BLOCK_SIZE, ACC, True)
+    rstd_z = _rstd(sum_sq_z / N, _scaled_eps(eps, s, EPS_INSIDE_SQRT), EPS_INSIDE_SQRT)
+    for start in range(0, N, BLOCK_SIZE):
+        cols = start + tl.arange(0, BLOCK_SIZE)
+        mask = cols < N
+        z = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC) / s
+        affine_store(y_ptr, z * rstd_z, weight_ptr, weight_ptr, cols, mask,
+                     HAS_WEIGHT, False, ACC)
+    return rstd_z / s
 
 
 @triton.jit
@@ -42,15 +97,16 @@ def _rms_norm_fwd(
         cols = tl.arange(0, BLOCK_SIZE)
         mask = cols < N
         x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
-        rstd = _rstd(tl.sum(x * x, axis=0) / N, eps, EPS_INSIDE_SQRT)
+        mean_square = tl.sum(x * x, axis=0) / N
+        rstd = _rstd(mean_square, eps, EPS_INSIDE_SQRT)
         affine_store(y_ptr, x * rstd, weight_ptr, weight_ptr, cols, mask,
                       HAS_WEIGHT, False, ACC)
+        if not_finite(mean_square):  # rare: the squares overflowed (or x holds ±inf/NaN)
+            tl.debug_barrier()  # every thread's first y is written before any is replaced
+            rstd = _rescued_row(x_ptr, y_ptr, weight_ptr, N, eps, HAS_WEIGHT, EPS_INSIDE_SQRT,
+                                RESCUE_BLOCK_SIZE, ACC)
     else:  # sum of squares has no cancellation: plain accumulation is accurate
-        sum_sq = tl.zeros([], ACC)
-        for start in range(0, N, BLOCK_SIZE):
-            cols = start + tl.arange(0, BLOCK_SIZE)
-            x = tl.load(x_ptr + cols, mask=cols < N, other=0.0).to(ACC)
-            sum_sq += tl.sum(x * x, axis=0)
+        sum_sq = _row_sum_squares(x_ptr, N, 1.0, BLOCK_SIZE, ACC, False)
         rstd = _rstd(sum_sq / N, eps, EPS_INSIDE_SQRT)
         for start in range(0, N, BLOCK_SIZE):
             cols = start + tl.arange(0, BLOCK_SIZE)
@@ -58,18 +114,25 @@ def _rms_norm_fwd(
             x = tl.load(x_ptr + cols, mask=mask, other=0.0).to(ACC)
             affine_store(y_ptr, x * rstd, weight_ptr, weight_ptr, cols, mask,
                           HAS_WEIGHT, False, ACC)
+        if not_finite(sum_sq):  # rare: the squares overflowed (or x holds ±inf/NaN)
+            tl.debug_barrier()  # every thread's first y is written before any is replaced
+            rstd = _rescued_row(x_ptr, y_ptr, weight_ptr, N, eps, HAS_WEIGHT, EPS_INSIDE_SQRT,
+                                RESCUE_BLOCK_SIZE, ACC)
     tl.store(rstd_ptr + row, rstd)
 
 
 @triton.jit
-def _dx_coefficient(rstd, sum_sq, N, EPS_INSIDE_SQRT: tl.constexpr):
-    """k in dx = rstd·w⊙dy − k·x_hat·mean(w⊙dy⊙x_hat): rstd (ε inside the sqrt) or
-    1/RMS(x) (ε outside; 0 for an all-zero row, where that term vanishes)."""
+def _dx_coefficient(rstd, eps, EPS_INSIDE_SQRT: tl.constexpr):
+    r"""k in dx = rstd·w⊙dy − k·x_hat·mean(w⊙dy⊙x_hat): rstd (ε inside the sqrt) or
+    1/RMS(x) (ε outside), read off the saved :math:`\mathrm{rstd} = 1/(\mathrm{RMS}+\epsilon)`
+    as :math:`k = \mathrm{rstd}/(1 - \epsilon\,\mathrm{rstd})` (no second Σx², which can
+    overflow). 0 where ε·rstd rounds to 1: an all-zero row, where x_hat = 0, or a row
+    with RMS < 2⁻²⁴ε, where the term is below rounding of the first."""
     if EPS_INSIDE_SQRT:
         return rstd
     else:
-        rms = tl.sqrt(sum_sq / N)
-        return tl.where(rms > 0, 1.0 / tl.where(rms > 0, rms, 1.0), 0.0)
+        gap = 1.0 - eps * rstd  # RMS / (RMS + ε)
+        return tl.where(gap > 0, rstd / tl.where(gap > 0, gap, 1.0), 0.0)
 
 
 @triton.jit
@@ -81,6 +144,7 @@ def _rms_norm_bwd(
     dweight_ptr,                # (G, N) ACC: row g = Σ over program g's rows of dy ⊙ x_hat
     x_row_stride, dy_row_stride,
     M, N,
+    eps,                        # the forward's ε (a Python float: fp32)
     rows_per_program,           # program g owns rows [g * rows_per_program, ...) (< M)
     HAS_WEIGHT: tl.constexpr,
     EPS_INSIDE_SQRT: tl.constexpr,
@@ -110,32 +174,30 @@ def _rms_norm_bwd(
             x_hat = x * rstd
             wdy = w * dy
             c = tl.sum(x_hat * wdy, axis=0) / N
-            k = _dx_coefficient(rstd, tl.sum(x * x, axis=0), N, EPS_INSIDE_SQRT)
+            k = _dx_coefficient(rstd, eps, EPS_INSIDE_SQRT)
             dx = rstd * wdy - k * c * x_hat
             tl.store(dx_row + cols, dx.to(dx_ptr.dtype.element_ty), mask=mask)
             dweight += dy * x_hat
         else:
-            _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd, N,
-                                   HAS_WEIGHT, EPS_INSIDE_SQRT, BLOCK_SIZE, ACC)
+            _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd,
+                                   _dx_coefficient(rstd, eps, EPS_INSIDE_SQRT), N,
+                                   HAS_WEIGHT, BLOCK_SIZE, ACC)
     if SINGLE_BLOCK:
         tl.store(dweight_ptr + cols, dweight, mask=mask)
 
 
 @triton.jit
-def _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd, N,
-                           HAS_WEIGHT: tl.constexpr, EPS_INSIDE_SQRT: tl.constexpr,
-                           BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
-    """One row too long for registers: pass 1 reduces c (and Σx²); pass 2 writes dx and adds
+def _rms_norm_bwd_long_row(x_row, dy_row, dx_row, weight_ptr, dweight_ptr, rstd, k, N,
+                           HAS_WEIGHT: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+                           ACC: tl.constexpr):
+    """One row too long for registers: pass 1 reduces c; pass 2 writes dx and adds
     to this program's own partial-sum row (no other program touches it: no atomics)."""
     c = tl.zeros([], ACC)
-    sum_sq = tl.zeros([], ACC)
     for start in range(0, N, BLOCK_SIZE):
         cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
                                           BLOCK_SIZE, ACC)
         c += tl.sum(x * rstd * w * dy, axis=0)
-        sum_sq += tl.sum(x * x, axis=0)
     c = c / N
-    k = _dx_coefficient(rstd, sum_sq, N, EPS_INSIDE_SQRT)
     for start in range(0, N, BLOCK_SIZE):
         cols, mask, x, dy, w = load_block(x_row, dy_row, weight_ptr, start, N, HAS_WEIGHT,
                                           BLOCK_SIZE, ACC)
@@ -165,7 +227,7 @@ def rms_norm_fwd(x, weight, eps, eps_inside_sqrt=True):
     return y, rstd
 
 
-def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
+def rms_norm_bwd(dy, x, weight, rstd, eps, eps_inside_sqrt=True):
     """Launch the backward; ``dy``, ``x`` are ``(M, N)``. Returns ``dx`` and the
     ``(G, N)`` compute-dtype partial sums of ``dweight`` (reduce them over ``G``)."""
     M, N = x.shape
@@ -177,7 +239,7 @@ def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
         return dx, dweight
     _rms_norm_bwd[(programs,)](
         x, dy, dx, x if weight is None else weight, rstd, dweight,
-        x.stride(0), dy.stride(0), M, N, rows_per_program,
+        x.stride(0), dy.stride(0), M, N, eps, rows_per_program,
         HAS_WEIGHT=weight is not None, EPS_INSIDE_SQRT=eps_inside_sqrt,
         BLOCK_SIZE=block, SINGLE_BLOCK=single, ACC=_launch.acc_dtype(x), num_warps=num_warps,
     )
@@ -185,26 +247,54 @@ def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True):
 
 
 class RMSNormFunction(torch.autograd.Function):
-    """Autograd glue: ``apply(x, normalized_shape, weight, eps, eps_inside_sqrt)``, validated."""
+    """Autograd glue: ``apply(x, normalized_shape, weight, eps, eps_inside_sqrt)`` on
+    validated input returns ``(y, rstd)``; only ``y`` is differentiable.
+
+    First-order reverse mode runs the fused backward. With ``create_graph=True`` (gradient
+    penalties, double backward) and in forward mode (``torch.func.jvp``) the derivative is
+    autograd of :func:`normlab.rms_norm` instead (see :mod:`normlab.kernels._autograd`),
+    so no higher-order term is dropped.
+    """
 
     @staticmethod
-    def forward(ctx, x, normalized_shape, weight, eps, eps_inside_sqrt):
+    def forward(x, normalized_shape, weight, eps, eps_inside_sqrt):
         x_rows = _launch.as_rows(x, torch.Size(normalized_shape).numel())
-        w = _launch.flat_param(weight)
-        y, rstd = rms_norm_fwd(x_rows, w, eps, eps_inside_sqrt)
-        ctx.save_for_backward(x_rows, w, rstd)
-        ctx.weight = _launch.param_meta(weight)
-        ctx.eps_inside_sqrt = eps_inside_sqrt
-        return y.reshape(x.shape)
+        y, rstd = rms_norm_fwd(x_rows, _launch.flat_param(weight), eps, eps_inside_sqrt)
+        return y.reshape(x.shape), rstd
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        x_rows, w, rstd = ctx.saved_tensors
+    def setup_context(ctx, inputs, output):
+        x, normalized_shape, weight, eps, eps_inside_sqrt = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, weight, output[1])
+        ctx.save_for_forward(x, weight)
+        ctx.normalized_shape, ctx.eps, ctx.eps_inside_sqrt = normalized_shape, eps, eps_inside_sqrt
+
+    @staticmethod
+    def _reference(ctx, x, weight):
+        return reference_rms_norm(x, ctx.normalized_shape, weight, ctx.eps,
+                                  eps_inside_sqrt=ctx.eps_inside_sqrt)
+
+    @staticmethod
+    def backward(ctx, dy, _drstd):
+        x, weight, rstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must itself be differentiable
+            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[2])
+            dx, dweight = reference_vjp(lambda *t: RMSNormFunction._reference(ctx, *t),
+                                        (x, weight), needs, dy)
+            return dx, None, dweight, None, None
+        x_rows = _launch.as_rows(x, torch.Size(ctx.normalized_shape).numel())
         dy_rows = _launch.as_rows(dy, x_rows.shape[1])  # dy's own strides, never x's
-        dx, dweight = rms_norm_bwd(dy_rows, x_rows, w, rstd, ctx.eps_inside_sqrt)
-        return (dx.reshape(dy.shape), None, _launch.reduce_partials(dweight, ctx.weight),
-                None, None)
+        dx, dweight = rms_norm_bwd(dy_rows, x_rows, _launch.flat_param(weight), rstd,
+                                   ctx.eps, ctx.eps_inside_sqrt)
+        return (dx.reshape(dy.shape), None,
+                _launch.reduce_partials(dweight, _launch.param_meta(weight)), None, None)
+
+    @staticmethod
+    def jvp(ctx, x_dot, _shape_dot, weight_dot, _eps_dot, _inside_dot):
+        y_dot = reference_jvp(lambda *t: RMSNormFunction._reference(ctx, *t),
+                              ctx.saved_tensors, (x_dot, weight_dot))
+        return y_dot, None
 
 
 def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True,
@@ -226,7 +316,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     _launch.check_device(x)
     if add_unit_offset:
         weight = gain(weight, True, compute_dtype(x.dtype))
-    return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt))
+    return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt))[0]
 
 
 class TritonRMSNorm(RMSNorm):
