@@ -53,14 +53,16 @@ nbval: $(STAMP)
 
 # Every chapter once, top to bottom, in a second virtualenv pinned to what Colab preinstalls
 # (tests/colab/requirements.txt says where the versions come from: ipywidgets 7, IPython 7,
-# plotly 5, torch 2.11), plus this package as the chapters' Colab install cell brings it
-# (a regular install with the [triton] extra, no book or test tools). Fails on any error
-# outside a `raises-exception` cell; outputs are not compared. Python 3.13 as on Colab,
-# python3 where it is missing; the CPU build of torch from PyTorch's wheel index.
+# plotly 5), plus this package as the chapters' Colab install cell brings it (a regular
+# install with the [triton] extra, no book or test tools). Fails on any error outside a
+# `raises-exception` cell; outputs are not compared. Python 3.13 as on Colab, python3 where
+# it is missing. torch: the book's pin by default, because Colab's CPU build (2.11.0+cpu)
+# lives on PyTorch's own wheel index, which CI cannot reach; where it can:
+# `make colab-test COLAB_TORCH=torch==2.11.0+cpu COLAB_INDEX=https://download.pytorch.org/whl/cpu`.
 COLAB_VENV   := .venv-colab
 COLAB_PYTHON ?= $(shell command -v python3.13 || command -v python3)
-COLAB_TORCH  ?= torch==2.11.0+cpu
-COLAB_INDEX  ?= https://download.pytorch.org/whl/cpu
+COLAB_TORCH  ?= torch==2.13.0
+COLAB_INDEX  ?=
 colab-test:
 	test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
 	$(COLAB_VENV)/bin/pip install -q $(if $(COLAB_INDEX),--extra-index-url $(COLAB_INDEX)) \
