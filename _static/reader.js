@@ -3,7 +3,8 @@
 // hidden on that side, and can be scrolled with the keyboard (tabindex 0, named).
 "use strict";
 (() => {
-  const BOXES = ".pst-scrollable-table-container, div.math mjx-container[display='true'], div.highlight pre";
+  const BOXES = [".pst-scrollable-table-container", "div.math mjx-container[display='true']",
+                 "div.highlight pre", ".text_html:has(> table.normlab-table)"].join(", ");
 
   function mark(box) {
     const scrolls = box.scrollWidth > box.clientWidth + 1;

@@ -4,6 +4,7 @@ import pytest
 
 from normlab.checks import ExerciseError
 from normlab.checks import adaptive as check
+from normlab.checks._base import PASS_MARK
 
 
 def stub(*args):
@@ -32,7 +33,7 @@ def test_stub_reports_not_implemented(checker):
 
 def test_modulate_exercise(capsys):
     check.modulate_exercise(modulate)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
     for wrong, message in [
         (lambda x, b, g: x * g[:, None] + b[:, None], "returned zeros"),
         (lambda x, b, g: (x + b[:, None]) * (1 + g[:, None]), "shifts before it scales"),
@@ -51,7 +52,7 @@ def test_modulate_exercise_accepts_the_identity_trick_only_with_zero_inputs():
 
 def test_adaln_zero_block_exercise(capsys):
     check.adaln_zero_block_exercise(block)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
     for wrong, message in [
         (lambda x, c, a, m: x + m(a(x, c)[0]), "freshly initialised"),
         (lambda x, c, a, m: x, "non-zero modulation"),
@@ -73,7 +74,7 @@ def test_adaln_zero_block_exercise_names_the_missing_residual():
 def test_adaln_params_exercise(capsys):
     check.adaln_params_exercise(adaln_params)
     out = capsys.readouterr().out
-    assert out.startswith("✅") and "7,969,536" in out
+    assert out.startswith(PASS_MARK) and "7,969,536" in out
     with pytest.raises(ExerciseError, match="weight only"):
         check.adaln_params_exercise(lambda h, c, n: h * c * n)
     with pytest.raises(ExerciseError, match="expected 12672, got 6336"):

@@ -7,6 +7,7 @@ import torch
 
 from normlab.checks import ExerciseError
 from normlab.checks import fast_kernels as check
+from normlab.checks._base import PASS_MARK
 
 
 def ideal_time(M, N, element_size, bandwidth, backward=False):
@@ -31,7 +32,7 @@ def stub(*args):
 
 def test_ideal_time_accepts_a_right_answer(capsys):
     check.ideal_time_exercise(ideal_time)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("fn,message", [
@@ -108,7 +109,7 @@ def stub_kernel(x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps, BLOCK_SIZ
 
 def test_fused_kernel_accepts_a_right_answer(capsys):
     check.fused_add_rms_norm_exercise(right)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("kernel,message", [

@@ -5,6 +5,7 @@ import torch
 
 from normlab.checks import ExerciseError
 from normlab.checks import layernorm as check
+from normlab.checks._base import PASS_MARK
 
 
 def stub(*args):
@@ -27,7 +28,7 @@ def test_stub_reports_not_implemented(checker):
 
 def test_layer_norm_exercise(capsys):
     check.layer_norm_exercise(ln)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
     for kwargs, message in [(dict(correction=1), "unbiased"), (dict(last_only=True), "last"),
                             (dict(eps_outside=True), "inside the square root")]:
         with pytest.raises(ExerciseError, match=message):
@@ -40,7 +41,7 @@ def test_layer_norm_exercise(capsys):
 
 def test_param_grads_exercise(capsys):
     check.param_grads_exercise(lambda dy, xh: ((dy * xh).sum((0, 1)), dy.sum((0, 1))))
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
     wrong = [
         (lambda dy, xh: ((dy * xh).sum(0), dy.sum(0)), "shape"),
         (lambda dy, xh: (dy.sum((0, 1)), dy.sum((0, 1))), "dweight equals dbias"),
@@ -65,7 +66,7 @@ def dx(dy, x_hat, rstd, weight, terms=2, use_weight=True):
 
 def test_input_grad_exercise(capsys):
     check.input_grad_exercise(dx)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
     wrong = [(dict(terms=0), "did not depend on x"), (dict(terms=1), "not for the variance"),
              (dict(use_weight=False), "ignores weight")]
     for kwargs, message in wrong:
@@ -77,7 +78,7 @@ def test_input_grad_exercise(capsys):
 
 def test_cancellation_exercise(capsys):
     check.cancellation_exercise(lambda: 1e4 + torch.arange(8, dtype=torch.float32))
-    assert "✅" in capsys.readouterr().out
+    assert PASS_MARK in capsys.readouterr().out
     wrong = [
         (lambda: torch.arange(8, dtype=torch.float32), "not broken yet"),
         (lambda: 1e3 + torch.randn(64, generator=torch.Generator().manual_seed(0)),

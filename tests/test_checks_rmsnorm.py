@@ -6,6 +6,7 @@ import torch
 import normlab
 from normlab.checks import ExerciseError
 from normlab.checks import rmsnorm as check
+from normlab.checks._base import PASS_MARK
 
 
 def good_rms_norm(x, weight, eps):
@@ -31,7 +32,7 @@ def in_place(x, weight, eps):
 
 def test_rms_norm_accepts_a_right_answer(capsys):
     check.rms_norm_exercise(good_rms_norm)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("fn,message", [
@@ -51,7 +52,7 @@ def test_rms_norm_explains_wrong_answers(fn, message):
 
 def test_eps_gap_accepts_rms_near_sqrt_eps(capsys):
     check.eps_gap_exercise(lambda eps: torch.full((4,), eps ** 0.5))
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("fn,message", [
@@ -84,7 +85,7 @@ def good_identity(x, weight, bias, eps):
 
 def test_identity_accepts_a_right_answer(capsys):
     check.layer_norm_identity_exercise(good_identity)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("fn,message", [

@@ -4,6 +4,7 @@ import pytest
 
 from normlab.checks import ExerciseError
 from normlab.checks import transformers as check
+from normlab.checks._base import PASS_MARK
 
 
 def pre_norm(block, x):
@@ -27,7 +28,7 @@ def stub(*args):
 
 def test_pre_norm_accepts_solution(capsys):
     check.pre_norm_exercise(pre_norm)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -47,7 +48,7 @@ def grad_norms(model):
 
 def test_grad_norms_accepts_solution(capsys):
     check.grad_norms_exercise(grad_norms)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("wrong, message", [

@@ -7,6 +7,7 @@ import torch
 
 from normlab.checks import ExerciseError
 from normlab.checks import why_normalize as check
+from normlab.checks._base import PASS_MARK
 from normlab.experiments.deep_stack import trace as _trace
 
 
@@ -21,7 +22,7 @@ def not_implemented(*args):
 
 def test_activation_rms_accepts_the_right_answer(capsys):
     check.activation_rms_exercise(rms_right)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize(("answer", "message"), [
@@ -45,7 +46,7 @@ def gain_right(depth):
 
 def test_gain_accepts_the_right_answer(capsys):
     check.gain_exercise(gain_right)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize(("answer", "message"), [
@@ -68,7 +69,7 @@ def stats_right(x, eps):
 
 def test_row_stats_accepts_the_right_answer(capsys):
     check.row_stats_exercise(stats_right)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 def _mean(x):

@@ -128,3 +128,23 @@ def test_show_needs_a_title_or_alt():
     with pytest.raises(ValueError, match="title or an alt"):
         nb.show(go.Figure(), "ch00-test")
     assert nb.figure_label(go.Figure(), alt="A blank figure") == "A blank figure"
+
+
+def test_table_renders_html_and_aligned_text():
+    t = nb.table([("plain", 1.41421356, 3), ("residual + <b>", 656.8, 12)], ["case", "g", "n"])
+    assert repr(t).splitlines() == [
+        "case                g   n",
+        "plain           1.414   3",
+        "residual + <b>  656.8  12",
+    ]
+    page = t._repr_html_()
+    assert page.startswith('<table class="normlab-table"><thead><tr><th>case</th>')
+    assert '<td style="text-align: right">1.414</td>' in page
+    assert "residual + &lt;b&gt;" in page  # cells are escaped
+
+
+def test_table_rejects_rows_that_do_not_match_the_header():
+    with pytest.raises(ValueError, match="row 1 has 1 cells, the header has 2"):
+        nb.table([(1, 2), (3,)], ["a", "b"])
+    with pytest.raises(ValueError, match="at least one header"):
+        nb.table([], [])

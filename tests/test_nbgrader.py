@@ -76,7 +76,7 @@ def test_round_trip(course):
 def test_exercise_cells_follow_the_convention(chapter):
     """Solutions: behind a "Show solution" toggle on the site. Checks: tagged
     ``raises-exception``, so Run All in a student version goes on past a failing check
-    (JupyterLab, Notebook 7); nbval still compares their stored "✅" output."""
+    (JupyterLab, Notebook 7); nbval still compares their stored "Passed:" output."""
     cells = nbformat.read(chapter, as_version=4).cells
     for i, cell in enumerate(cells):
         meta = cell.metadata.get("nbgrader", {})

@@ -297,3 +297,27 @@ def test_no_fontawesome_javascript(page_path):
         pytest.skip("no built site")
     html = (SITE / page_path).read_text(encoding="utf-8")
     assert "scripts/fontawesome.js" not in html, f"{page_path} still loads fontawesome.js"
+
+
+# Emoji that need an emoji font (the checkers printed ✅): pictographs, dingbat marks.
+EMOJI = re.compile("[\u2705\u274c\u274e\u2757\u26a0\U0001f300-\U0001faff]")
+SETUP_OR_GLUE = re.compile(r"%pip|nb\.setup\(\)|^\s*glue4?\(", re.MULTILINE)
+
+
+@pytest.mark.parametrize("page_path", pages_or_placeholder())
+def test_no_setup_glue_or_emoji_on_the_page(page_path):
+    """The setup cell and the ``glue`` calls stay in the notebook (nbval runs them) but
+    are not shown on the page; no text needs an emoji font."""
+    if page_path == "<no built site>":
+        pytest.skip("no built site")
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup((SITE / page_path).read_text(encoding="utf-8"), "html.parser")
+    shown = [pre.get_text()[:60] for pre in soup.select("div.cell_input pre")
+             if SETUP_OR_GLUE.search(pre.get_text())]
+    emoji = sorted(set(EMOJI.findall(soup.select_one("main").get_text() if soup.main else "")))
+    assert not shown, f"{page_path}: setup or glue cells shown: {shown}"
+    assert not emoji, f"{page_path}: text needs an emoji font: {emoji}"
+    notebook = SITE.parent.parent / Path(page_path).with_suffix(".ipynb")
+    if notebook.is_file():  # still in the notebook, so nbval still runs them
+        assert SETUP_OR_GLUE.search(notebook.read_text(encoding="utf-8"))

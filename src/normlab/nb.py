@@ -1,5 +1,5 @@
 """Notebook helpers used by every chapter: ``setup``, ``show``, ``playground``, ``show_source``,
-``glue``.
+``glue``, ``table``.
 
 Each helper produces outputs that are identical on every run (so strict nbval can compare
 them) and that render both in a live kernel (JupyterLab, Notebook, Colab) and on the static
@@ -11,6 +11,8 @@ import random
 import re
 import sys
 from pathlib import Path
+
+from normlab.nb_table import table  # noqa: F401 - chapters call nb.table(rows, headers)
 
 PLAYGROUND_NOTE = "Interactive playground: runs live on Binder/Colab or locally."
 
