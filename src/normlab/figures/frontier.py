@@ -7,7 +7,7 @@ figure next to any difference between configurations. Controls are precomputed t
 import plotly.graph_objects as go
 
 from normlab.experiments.frontier import final_loss, variant
-from normlab.figures.plotting import BLACK, BLUE, GREEN, ORANGE, PURPLE, VERMILION, dropdown, r4
+from normlab.figures.plotting import BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILION, dropdown, r4
 
 QK_COLORS = {"none": VERMILION, "head": BLUE, "projection": GREEN}
 QK_LABELS = {"none": "no QK-norm", "head": "QK-norm per head (Qwen3, Gemma 3)",
@@ -15,7 +15,8 @@ QK_LABELS = {"none": "no QK-norm", "head": "QK-norm per head (Qwen3, Gemma 3)",
 
 
 VARIANT_COLORS = {"post": VERMILION, "deepnorm": ORANGE, "pre": BLUE, "pre+LNS": PURPLE,
-                  "peri": GREEN, "olmo2": BLACK}
+                  "peri": GREEN, "olmo2": SKY}
+DASHES = {"deepnorm": "dash", "pre+LNS": "dot"}  # drawn over post / pre without hiding them
 VARIANT_LABELS = {"post": "post-norm", "deepnorm": "DeepNorm (post)", "pre": "pre-norm",
                   "pre+LNS": "pre-norm + LayerNorm Scaling", "peri": "peri / sandwich",
                   "olmo2": "OLMo 2 (norm after sub-layer)"}
@@ -35,12 +36,13 @@ def qk_logit_figure(results):
     steps = [{"method": "update", "label": f"{lr:g}",
               "args": [{"visible": [t.meta == lr for t in fig.data]}]} for lr in lrs]
     fig.update_layout(
-        title="Largest attention logit |qᵀk|/√d_h during training (every seed drawn)",
+        title="Largest attention logit during training",
         xaxis={"title": "training step"},
         yaxis={"title": "max attention logit (log scale)", "type": "log"},
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "learning rate: "},
                   "pad": {"t": 50}}],
-        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, height=520)
+        legend={"orientation": "h", "x": 0, "y": -0.45, "yanchor": "top"}, height=640,
+        margin={"b": 160})
     return fig
 
 
@@ -68,7 +70,7 @@ def qk_loss_figure(results):
                                      marker={"color": QK_COLORS[qk], "symbol": "x",
                                              "size": 12}))
     fig.update_layout(
-        title="Loss after the last steps against learning rate (one marker per seed)",
+        title="Final training loss vs learning rate",
         xaxis={"title": "learning rate (log scale)", "type": "log", "tickvals": lrs,
                "ticktext": [f"{lr:g}" for lr in lrs]},
         yaxis={"title": "training loss, mean of last 10 steps (nats/char)"},
@@ -97,10 +99,10 @@ def profile_figure(results):
             fig.add_trace(go.Scatter(
                 x=list(range(1, len(values) + 1)), y=r4(values), mode="lines+markers",
                 name=VARIANT_LABELS[name], legendgroup=name, showlegend=seed == 0,
-                visible=i == 0, line={"color": VARIANT_COLORS[name],
+                visible=i == 0, line={"color": VARIANT_COLORS[name], "dash": DASHES.get(name),
                                       "width": 2 if seed == 0 else 1}))
     fig.update_layout(
-        title="Per-layer profile, 8 layers (every seed drawn)",
+        title="Per-layer profile, 8 layers",
         xaxis={"title": "block ℓ (1 = next to the embeddings)", "dtick": 1},
         yaxis={"title": "value (log scale; the menu says which)", "type": "log"},
         updatemenus=dropdown([label for _, _, label in PROFILE_VIEWS], len(runs)),
@@ -114,7 +116,7 @@ def dyt_alpha_figure(results):
     fig = go.Figure()
     runs = [r for r in results["runs"]
             if r["config"]["norm"] == "dyt" and r["config"]["train_chars"] is None]
-    colors = (BLUE, ORANGE, GREEN, VERMILION, PURPLE, BLACK)
+    colors = (BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY)
     views = (("alpha", "α"), ("saturated", "saturated fraction |αx| > 2"))
     for k, (key, _) in enumerate(views):
         for r in runs:
@@ -125,7 +127,7 @@ def dyt_alpha_figure(results):
                     showlegend=r["config"]["seed"] == 0, visible=k == 0,
                     line={"color": colors[layer % 6],
                           "width": 2 if r["config"]["seed"] == 0 else 1}))
-    fig.update_layout(title="DyT during training: first DyT of each block (every seed drawn)",
+    fig.update_layout(title="DyT per block during training",
                       xaxis={"title": "training step"}, yaxis={"title": "α or saturated fraction"},
                       updatemenus=dropdown([label for _, label in views], len(fig.data) // 2),
                       height=480, legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"})
@@ -136,18 +138,21 @@ def dyt_regime_figure(results):
     """Validation loss and train–validation gap for LayerNorm and DyT in the two data
     regimes; one marker per seed."""
     fig = go.Figure()
-    for norm, label, color in (("layernorm", "LayerNorm", BLUE), ("dyt", "DyT", VERMILION)):
+    chars = next(r["config"]["train_chars"] for r in results["runs"] if r["config"]["train_chars"])
+    for norm, label, color, offset in (("layernorm", "LayerNorm", BLUE, -0.08),
+                                       ("dyt", "DyT", VERMILION, 0.08)):
         runs = [r for r in results["runs"] if r["config"]["norm"] == norm]
-        x = ["whole text" if r["config"]["train_chars"] is None
-             else f"first {r['config']['train_chars']:,} chars" for r in runs]
+        x = [(0 if r["config"]["train_chars"] is None else 1) + offset for r in runs]
         fig.add_trace(go.Scatter(x=x, y=r4([r["val_loss"] for r in runs]), mode="markers",
                                  name=f"{label}: validation loss",
                                  marker={"color": color, "size": 10}))
         fig.add_trace(go.Scatter(x=x, y=r4([r["train_val_loss"] for r in runs]),
                                  mode="markers", name=f"{label}: loss on its training text",
                                  marker={"color": color, "size": 9, "symbol": "circle-open"}))
-    fig.update_layout(title="LayerNorm vs DyT, two data regimes (one marker per seed)",
-                      xaxis={"title": "training text"},
+    fig.update_layout(title="LayerNorm vs DyT, two data regimes",
+                      xaxis={"title": "training text", "tickvals": [0, 1],
+                             "ticktext": ["whole text", f"first {chars:,} chars"],
+                             "range": [-0.4, 1.4], "zeroline": False},
                       yaxis={"title": "cross-entropy (nats/char)"}, height=480,
                       legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"})
     return fig
