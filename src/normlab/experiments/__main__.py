@@ -6,19 +6,22 @@ them, ``<name> --help`` lists a grid's options.
 
 import sys
 
-from normlab.experiments import training
+from normlab.experiments import frontier, training
 
 # name -> (module whose main(argv) runs it, one line for the listing)
 COMMANDS = {
     "grad-norms": (training, "chapter 6: per-layer gradient norms at init, several depths"),
     "train-grid": (training, "chapter 6: LN/RMS/none x post/pre x warm-up training grid"),
     "step-times": (training, "chapter 6: ms per training step, configs timed round-robin"),
+    "frontier-qk": (frontier, "chapter 8: QK-norm (none, per head, whole projection) x LR"),
+    "frontier-placement": (frontier, "chapter 8: post, DeepNorm, pre, pre+LNS, peri, OLMo 2"),
+    "frontier-dyt": (frontier, "chapter 8: LayerNorm vs DyT, whole text vs 20k characters"),
 }
 
 
 def usage():
     lines = ["usage: python -m normlab.experiments <name> [options]", "", "names:"]
-    lines += [f"  {name:14s}{about}" for name, (_, about) in COMMANDS.items()]
+    lines += [f"  {name:20s}{about}" for name, (_, about) in COMMANDS.items()]
     return "\n".join(lines)
 
 
