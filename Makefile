@@ -44,8 +44,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no test (e.g. before the first chapter exists).
 unit: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) --ignore=tests/test_site.py --ignore=tests/test_site_a11y.py \
-		--ignore=tests/test_site_figures.py tests || [ $$? -eq 5 ]
+	$(BIN)/pytest -n $(WORKERS) --ignore-glob='tests/test_site*.py' tests || [ $$? -eq 5 ]
 
 nbval: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) --dist loadfile --nbval --nbval-current-env \
@@ -70,9 +69,10 @@ colab-test:
 	$(COLAB_VENV)/bin/pip install -q ".[triton]"
 	PYDEVD_DISABLE_FILE_VALIDATION=1 $(COLAB_VENV)/bin/python tests/colab/run_chapters.py $(NB)
 
-# With CI=true a missing Chromium or build fails instead of skipping.
+# Every browser test (tests/test_site*.py); with CI=true a missing Chromium or build fails
+# instead of skipping.
 site-test: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) tests/test_site.py tests/test_site_a11y.py tests/test_site_figures.py
+	$(BIN)/pytest -n $(WORKERS) tests/test_site*.py
 
 # Markdown table page -> KB for README.md ("Page weights"), measured by the browser test.
 page-weights: $(STAMP)
