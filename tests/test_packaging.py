@@ -24,3 +24,15 @@ def test_wheel_ships_every_data_file(tmp_path):
              if p.is_file()}
     assert any("benchmarks/codegen/" in f for f in files)  # the compile report is among them
     assert files <= shipped, f"not in the wheel: {sorted(files - shipped)}"
+
+
+def test_top_level_imports_only_the_math():
+    """``import normlab`` loads the math, not the lab (experiments, figures, bench, ...)."""
+    import subprocess
+    import sys
+
+    code = "import sys, normlab; print(' '.join(m for m in sys.modules if 'normlab.' in m))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    lab = ("experiments", "figures", "bench", "checks", "kernels", "nb")
+    assert [m for m in loaded if m.split(".")[1] in lab] == []
