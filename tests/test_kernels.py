@@ -399,3 +399,12 @@ def test_interpreter_truncates_float32_to_bfloat16():
     _to_bfloat16[(1,)](x, y, BLOCK_SIZE=1024)
     assert (y.float().abs() <= x.abs()).all()  # never rounded away from zero
     assert not torch.equal(y, x.to(torch.bfloat16))  # so not round-to-nearest
+
+
+def test_column_blocks_narrower_than_a_vector(monkeypatch):
+    """VEC never exceeds the block: 4-column blocks of bfloat16 rows with N % 8 == 0."""
+    monkeypatch.setattr(_launch, "MAX_FUSED_SIZE", 4)
+    monkeypatch.setattr(_launch, "LOOP_BLOCK_SIZE", 4)
+    x, dy, w, b = make_inputs((3,), 40, torch.bfloat16)
+    check_against_references(ln_triton, ln_reference, None, x, dy, (w, b), TOL[torch.bfloat16])
+    check_against_references(rms_triton, rms_reference, None, x, dy, (w,), TOL[torch.bfloat16])

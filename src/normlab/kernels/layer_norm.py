@@ -214,7 +214,7 @@ def layer_norm_fwd(x, weight, bias, eps, residual=None):
         x.stride(0), 0 if residual is None else residual.stride(0), N, eps,
         HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None,
         HAS_RESIDUAL=residual is not None, BLOCK_SIZE=block,
-        VEC=_launch.vector_width(N, x, residual), SINGLE_BLOCK=single,
+        VEC=min(block, _launch.vector_width(N, x, residual)), SINGLE_BLOCK=single,
         ACC=_launch.acc_dtype(x), num_warps=num_warps,
     )
     return y, mean, rstd, h
@@ -233,7 +233,7 @@ def layer_norm_bwd(dy, x, weight, mean, rstd, need_dweight=True, need_dbias=True
     block, num_warps, single = _launch.settings(N, x.element_size(), backward=True)
     constexprs = dict(HAS_WEIGHT=weight is not None, HAS_DWEIGHT=need_dweight,
                       HAS_DBIAS=need_dbias, HAS_DRESIDUAL=dresidual is not None,
-                      BLOCK_SIZE=block, VEC=_launch.vector_width(N, x, dy, dresidual),
+                      BLOCK_SIZE=block, VEC=min(block, _launch.vector_width(N, x, dy, dresidual)),
                       SINGLE_BLOCK=single, ACC=_launch.acc_dtype(x), num_warps=num_warps)
     args = [x, dy, dx, x if weight is None else weight, mean, rstd, mean, mean,
             x if dresidual is None else dresidual, x.stride(0), dy.stride(0),

@@ -190,7 +190,7 @@ def rms_norm_fwd(x, weight, eps, eps_inside_sqrt=True, residual=None):
         y if h is None else h, x.stride(0), 0 if residual is None else residual.stride(0),
         N, eps, HAS_WEIGHT=weight is not None, HAS_RESIDUAL=residual is not None,
         EPS_INSIDE_SQRT=eps_inside_sqrt, BLOCK_SIZE=block,
-        VEC=_launch.vector_width(N, x, residual), SINGLE_BLOCK=single,
+        VEC=min(block, _launch.vector_width(N, x, residual)), SINGLE_BLOCK=single,
         ACC=_launch.acc_dtype(x), num_warps=num_warps,
     )
     return y, rstd, h
@@ -209,7 +209,7 @@ def rms_norm_bwd(dy, x, weight, rstd, eps_inside_sqrt=True, need_dweight=True,
     block, num_warps, single = _launch.settings(N, x.element_size(), backward=True)
     constexprs = dict(HAS_WEIGHT=weight is not None, HAS_DWEIGHT=need_dweight,
                       HAS_DRESIDUAL=dresidual is not None, EPS_INSIDE_SQRT=eps_inside_sqrt,
-                      BLOCK_SIZE=block, VEC=_launch.vector_width(N, x, dy, dresidual),
+                      BLOCK_SIZE=block, VEC=min(block, _launch.vector_width(N, x, dy, dresidual)),
                       SINGLE_BLOCK=single, ACC=_launch.acc_dtype(x), num_warps=num_warps)
     args = [x, dy, dx, x if weight is None else weight, rstd, rstd,
             x if dresidual is None else dresidual, x.stride(0), dy.stride(0),
