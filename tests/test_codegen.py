@@ -101,13 +101,19 @@ def test_backward_loop_prefetches_the_next_row():
 
 def test_rows_are_moved_with_16_byte_accesses():
     """Wherever N is a multiple of a 16-byte vector (VEC > 1), every tensor access moves 16
-    bytes; the only narrow ones are the per-row statistics."""
+    bytes; the only narrow ones are the per-row statistics and, in the forward, the rare
+    rescue of rows whose squares overflow (``_rescued_row``, never run for ordinary rows),
+    which reads a row again in narrow blocks of RESCUE_BLOCK_SIZE columns."""
     for row in (r for r in LAUNCHED if r["VEC"] > 1):
         narrow = {op: n for op, n in row["memory"].items()
                   if op.startswith(("LDG", "STG")) and not op.endswith(".128")}
-        allowed = {"STG.E"} if row["pass"] == "fwd" else {"LDG.E", "LDGSTS.E"}
-        assert set(narrow) <= allowed and sum(narrow.values()) <= 2 * SCALARS[row["norm"]], \
-            f"{name(row)}: narrow accesses {narrow}"
+        assert row["memory"].get("STG.E.128"), name(row)
+        if row["pass"] == "fwd":
+            assert row["memory"].get("LDG.E.128"), name(row)
+            assert narrow.get("STG.E", 0) >= SCALARS[row["norm"]], f"{name(row)}: {narrow}"
+        else:
+            assert set(narrow) <= {"LDG.E", "LDGSTS.E"} and \
+                sum(narrow.values()) <= 2 * SCALARS[row["norm"]], f"{name(row)}: {narrow}"
 
 
 def test_n_1000_gets_16_byte_vectors_the_minimal_kernel_does_not():
@@ -116,8 +122,10 @@ def test_n_1000_gets_16_byte_vectors_the_minimal_kernel_does_not():
     rows = {(r["dtype"], r["variant"]): r for r in ROWS
             if r["N"] == 1000 and r["norm"] == "layernorm" and r["pass"] == "fwd"}
     assert "LDG.E.U16" in rows["bfloat16", "minimal"]["memory"]
-    assert "LDG.E.U16" not in rows["bfloat16", "launch"]["memory"]
     assert rows["bfloat16", "launch"]["memory"].get("LDG.E.128")
+    # narrow loads left are the overflow rescue's, a few, not one per element of the row
+    narrow = rows["bfloat16", "launch"]["memory"].get("LDG.E.U16", 0)
+    assert narrow < rows["bfloat16", "minimal"]["memory"]["LDG.E.U16"], narrow
 
 
 def test_no_cliff_just_past_a_power_of_two():

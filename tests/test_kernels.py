@@ -235,7 +235,7 @@ def test_half_input_keeps_float32_statistics_and_partials():
     assert dx.dtype == torch.bfloat16 and dweight.dtype == dbias.dtype == torch.float32
     y, rstd, _ = rms_norm_fwd(x, w, 1e-5)
     assert rstd.dtype == torch.float32
-    assert rms_norm_bwd(dy, x, w, rstd)[1].dtype == torch.float32
+    assert rms_norm_bwd(dy, x, w, rstd, 1e-5)[1].dtype == torch.float32
 
 
 def test_dweight_dbias_are_bitwise_deterministic():

@@ -11,6 +11,8 @@ import numbers
 import torch
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+# What both paths compute in: half precision upcast to float32, float32 and float64.
+SUPPORTED_DTYPES = (*HALF_DTYPES, torch.float32, torch.float64)
 FLOAT32 = torch.finfo(torch.float32)
 
 
@@ -21,8 +23,7 @@ def check_input(x, normalized_shape, name="x"):
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_dtype(x, name)
     if x.dim() == 0:
         raise ValueError(f"{name} must have at least one dimension, got a zero-dim tensor")
     shape = _as_shape(normalized_shape)
@@ -32,6 +33,17 @@ def check_input(x, normalized_shape, name="x"):
             f"{name} with shape {tuple(x.shape)}"
         )
     return shape
+
+
+def check_dtype(t, name):
+    """The one dtype check of both paths (reference and kernels), for inputs and parameters:
+    float16, bfloat16, float32 or float64. Everything else is refused with this one
+    message: integers, bool and complex, and the float8 formats (``float8_e4m3fn``,
+    ``float8_e5m2``, ...), on which PyTorch's norms fail with an internal message and the
+    Triton kernels would compute without complaint."""
+    if t.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name} must have dtype float16, bfloat16, float32 or float64 "
+                        f"(what normlab computes in), got {t.dtype}")
 
 
 def _as_shape(normalized_shape):
@@ -74,8 +86,7 @@ def check_param(p, name, x, normalized_shape):
         return
     if not isinstance(p, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or None, got {type(p).__name__}")
-    if not p.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {p.dtype}")
+    check_dtype(p, name)
     if tuple(p.shape) != tuple(normalized_shape):
         raise ValueError(
             f"{name} must have shape normalized_shape={tuple(normalized_shape)}, "

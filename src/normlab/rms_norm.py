@@ -69,6 +69,10 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     ``eps_inside_sqrt=True`` is PyTorch's and LLaMA's formula; ``False`` is the one in
     the original paper's PyTorch reference code. Half-precision inputs are computed in
     float32 (weight included) and returned in their own dtype.
+
+    Rows whose squares overflow (float32 entries around 1e20) are computed again on
+    x / max|x| with ε rescaled (:func:`rescaled_inv_rms`): the same y, where PyTorch
+    returns zeros. Rows holding ±inf or NaN give NaN.
     """
     shape = check_input(x, normalized_shape)
     eps = default_eps(x.dtype) if eps is None else check_eps(eps)
@@ -77,12 +81,59 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, eps_inside_sqrt=True
     k = partial_size(partial, math.prod(shape))
     xf = x.to(compute_dtype(x.dtype))
     rows = xf.flatten(start_dim=x.dim() - len(shape))[..., :k]  # (..., k)
+    rstd = inv_rms(rows, eps, eps_inside_sqrt)  # (...,): 1/RMS_ε of each row
+    y = _gained(xf * rstd.reshape(rstd.shape + (1,) * len(shape)), g).to(x.dtype)
+    if not (rstd > 0).all():  # rare: a row's squares overflowed (rstd = 0), or it holds NaN
+        x_hat = _rescued_x_hat(xf, rows, eps, eps_inside_sqrt, rstd, len(shape))
+        y = _gained(x_hat, g).to(x.dtype)
+    return y
+
+
+def _rescued_x_hat(xf, rows, eps, eps_inside_sqrt, rstd, n_dims):
+    """x̂ = x / RMS_ε(x) with the rows whose ``rstd`` is not positive (0: the squares
+    overflowed; NaN: the row holds NaN) recomputed by :func:`rescaled_inv_rms` with
+    s = max|x|. Each row depends only on itself (batch-invariant), and each branch sees
+    zeros in the other's rows, so no inf or NaN reaches a gradient through ``torch.where``.
+    Rows holding ±inf or NaN give NaN."""
+    bad = ~(rstd > 0)
+    s = torch.where(bad, rows.detach().abs().amax(dim=-1).double(), 1.0)
+    rstd = inv_rms(torch.where(bad[..., None], 0.0, rows), eps, eps_inside_sqrt)
+    rstd_z = rescaled_inv_rms(torch.where(bad[..., None], rows, 0.0), eps, eps_inside_sqrt, s)
+    bad, s, rstd, rstd_z = (t.reshape(t.shape + (1,) * n_dims) for t in (bad, s, rstd, rstd_z))
+    rescaled = (torch.where(bad, xf, 0.0) / s * rstd_z).to(xf.dtype)
+    return torch.where(bad, rescaled, torch.where(bad, 0.0, xf) * rstd)
+
+
+def _gained(x_hat, g):
+    """``g ⊙ x_hat`` (``x_hat`` when there is no gain)."""
+    return x_hat if g is None else x_hat * g
+
+
+def inv_rms(rows, eps, eps_inside_sqrt):
+    r""":math:`1/\mathrm{RMS}_\epsilon` over the last dim of ``rows`` (k features), from the
+    mean square :math:`\tfrac1k\sum_i x_i^2`. It is 0 for a row whose squares overflow."""
     if eps_inside_sqrt:
-        rstd = torch.rsqrt(rows.pow(2).mean(dim=-1) + eps)  # (...,)
-    else:  # RMS = ‖x‖/√k as in the paper's code: autograd of ‖x‖ at x = 0 is 0, of √(x²) NaN
-        rstd = 1.0 / (torch.linalg.vector_norm(rows, dim=-1) / math.sqrt(k) + eps)
-    y = xf * rstd.reshape(rstd.shape + (1,) * len(shape))
-    return (y if g is None else y * g).to(x.dtype)
+        mean_square = rows.pow(2).mean(dim=-1)
+        return torch.rsqrt(mean_square + eps)
+    # RMS = ‖x‖/√k as in the paper's code: autograd of ‖x‖ at x = 0 is 0, of √(x²) NaN
+    return 1.0 / (torch.linalg.vector_norm(rows, dim=-1) / math.sqrt(rows.shape[-1]) + eps)
+
+
+def rescaled_inv_rms(rows, eps, eps_inside_sqrt, s):
+    r""":math:`1/\mathrm{RMS}_{\epsilon'}(z)` computed in float64 on :math:`z = x/s`, for
+    a per-row scale ``s`` (constant: no gradient flows through it), with the ε' that keeps
+    ε's meaning: :math:`\mathrm{RMS}_\epsilon(x) = s\,\mathrm{RMS}_{\epsilon'}(z)`, since
+
+    .. math:: \sqrt{s^2\,\overline{z^2} + \epsilon} = s\sqrt{\overline{z^2} + \epsilon/s^2}
+        \;(\epsilon' = \epsilon/s^2),\qquad
+        s\sqrt{\overline{z^2}} + \epsilon = s\,\big(\sqrt{\overline{z^2}} + \epsilon/s\big)
+        \;(\epsilon' = \epsilon/s).
+
+    So :math:`y = g \odot z / \mathrm{RMS}_{\epsilon'}(z)` exactly. With s = max|x| the
+    squares of z cannot overflow (|z| ≤ 1).
+    """
+    eps_z = eps / s / s if eps_inside_sqrt else eps / s
+    return inv_rms(rows.to(torch.float64) / s[..., None], eps_z, eps_inside_sqrt)
 
 
 class RMSNorm(nn.RMSNorm):

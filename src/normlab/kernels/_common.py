@@ -129,3 +129,42 @@ def finalize_partials(dweight_partial, dbias_partial, weight_meta, bias_meta):
         BLOCK_G=FINALIZE_BLOCK_G, BLOCK_N=FINALIZE_BLOCK_N, num_warps=4,
     )
     return tuple(outs)
+# Rows whose rstd is below this (σ > 2**64) are normalised in halves, see `normalise`.
+SPREAD_RSTD = tl.constexpr(2.0 ** -64)
+# Rows whose squares overflow are read again in column blocks this small: the rescue code
+# then needs fewer registers than the ordinary path, so it does not raise the kernel's
+# register count (and cut its occupancy) for the rows that never take it.
+RESCUE_BLOCK_SIZE = tl.constexpr(256)
+INF = tl.constexpr(float("inf"))
+
+
+@triton.jit
+def not_finite(v):
+    """True for ±inf and NaN: a row whose sum of squares overflowed, or that holds them."""
+    return (v != v) | (tl.abs(v) == INF)
+
+
+@triton.jit
+def row_abs_max(x_row, N, BLOCK_SIZE: tl.constexpr, ACC: tl.constexpr):
+    """s = max_i |x_i| over one row, read in column blocks (the rescaling of rare rows)."""
+    s = tl.zeros([], ACC)
+    for start in range(0, N, BLOCK_SIZE):
+        cols = start + tl.arange(0, BLOCK_SIZE)
+        x = tl.load(x_row + cols, mask=cols < N, other=0.0).to(ACC)
+        s = tl.maximum(s, tl.max(tl.abs(x), axis=0))
+    return s
+
+
+@triton.jit
+def normalise(x, mean, rstd, halved):
+    r"""x̂ = (x − μ)·rstd from the saved statistics.
+
+    Rows so spread that x − μ itself may overflow (σ > 2**64, i.e. rstd < SPREAD_RSTD: the
+    float32 squares of such rows overflow) pass ``halved``: x̂ = (x/2 − μ/2)·(2·rstd), where
+    |x/2 − μ/2| ≤ max|x| never overflows and halving is exact, so x̂ is the same number.
+    """
+    if halved:
+        x_hat = (x * 0.5 - mean * 0.5) * (rstd * 2.0)
+    else:
+        x_hat = (x - mean) * rstd
+    return x_hat

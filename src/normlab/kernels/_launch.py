@@ -9,7 +9,8 @@ import triton.language as tl
 
 # A row is held in registers by one program when it has at most MAX_FUSED_SIZE columns and
 # MAX_FUSED_BYTES bytes (16384 bfloat16 or 8192 float32 values: a float32 LayerNorm row of
-# 16384 keeps one program per SM whatever its warps, see the compile report). What ptxas
+# 16384 keeps one program per SM whatever its warps, see the compile report); the backward
+# and the LayerNorm forward at most MAX_FUSED_SIZE // 2 columns (see `settings`). What ptxas
 # makes of each setting for an H100 (registers, spills, load widths, programs per SM) is in
 # normlab/data/benchmarks/codegen/sm90.json: `python -m normlab.kernels.codegen`.
 MAX_FUSED_SIZE = 16384
@@ -51,28 +52,26 @@ def settings(n_cols, element_size=2, backward=False, centered=True):
     One power-of-two block covers the row when it fits (masking handles the tail);
     beyond ``MAX_FUSED_SIZE`` columns or ``MAX_FUSED_BYTES`` the kernels loop over
     ``LOOP_BLOCK_SIZE`` column blocks. More warps for wider blocks keep the registers per
-    thread bounded. Two exceptions, each read off the compile report: a 16384-column
-    LayerNorm (``centered``) forward gets 8 warps, not 16 (128 registers: 2 programs per SM
-    instead of 1); the backward keeps x, dy, γ and the dγ, dβ sums of its block live, so
-    from 4096 columns on it gets twice the forward's warps (~64 registers per thread
-    instead of ~120: twice the resident warps), and it holds a row in registers only up to
-    ``MAX_FUSED_SIZE // 2`` columns (at 16384 bfloat16 columns 1024 threads cannot hold x,
-    dy, γ, dγ, dβ in 64 registers each: ptxas spilled 224 bytes per thread).
+    thread bounded. Two exceptions, each read off the compile report: the backward keeps
+    x, dy, γ and the dγ, dβ sums of its block live, so from 4096 columns on it gets twice
+    the forward's warps (~64 registers per thread instead of ~120: twice the resident
+    warps); and the backward and the LayerNorm (``centered``) forward hold a row in
+    registers only up to ``MAX_FUSED_SIZE // 2`` columns. At 16384 bfloat16 columns 1024
+    threads cannot hold the backward's x, dy, γ, dγ, dβ in 64 registers each (ptxas
+    spilled 224 bytes per thread), and the LayerNorm forward with its overflow rescue
+    needed 142 registers per thread at 8 warps (one program per SM; 128 before the
+    rescue): its column-block path keeps at least two.
     """
-    limit = MAX_FUSED_SIZE // 2 if backward else MAX_FUSED_SIZE
+    limit = MAX_FUSED_SIZE // 2 if backward or centered else MAX_FUSED_SIZE
     single = n_cols <= limit and n_cols * element_size <= MAX_FUSED_BYTES
     block = triton.next_power_of_2(n_cols) if single else LOOP_BLOCK_SIZE
-    return block, warps(block, backward, centered), single
+    return block, warps(block, backward), single
 
 
-def warps(block, backward=False, centered=True):
+def warps(block, backward=False):
     """``num_warps`` for a block of ``block`` columns (see :func:`settings`)."""
     num_warps = 16 if block >= 8192 else 8 if block >= 2048 else 4 if block >= 512 else 1
-    if backward and block >= 4096:
-        return 2 * num_warps
-    if not backward and centered and block >= 16384:
-        return 8
-    return num_warps
+    return 2 * num_warps if backward and block >= 4096 else num_warps
 
 
 def vector_width(n_cols, *rows):
@@ -163,6 +162,14 @@ def as_rows(t, n_cols):
     """
     rows = t.reshape(-1, n_cols)
     return rows if rows.stride(-1) == 1 else rows.contiguous()
+
+
+def refuse_higher_order(fused_add):
+    """The fused residual add has no reference path for double backward or forward mode."""
+    if fused_add:
+        raise RuntimeError("the fused residual add + norm supports first-order reverse mode "
+                           "only; for create_graph=True or forward-mode AD compose "
+                           "x + residual and the norm instead")
 
 
 def acc_dtype(x):

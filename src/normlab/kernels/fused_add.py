@@ -42,7 +42,7 @@ def add_layer_norm(x, residual, normalized_shape, weight=None, bias=None, eps=1e
     check_param(weight, "weight", x, shape)
     check_param(bias, "bias", x, shape)
     _launch.check_device(x)
-    return LayerNormFunction.apply(x, shape, weight, bias, eps, residual)
+    return LayerNormFunction.apply(x, shape, weight, bias, eps, residual)[:2]
 
 
 def add_rms_norm(x, residual, normalized_shape, weight=None, eps=None, *,
@@ -56,7 +56,7 @@ def add_rms_norm(x, residual, normalized_shape, weight=None, eps=None, *,
     _launch.check_device(x)
     if add_unit_offset:
         weight = gain(weight, True, compute_dtype(x.dtype))
-    return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt), residual)
+    return RMSNormFunction.apply(x, shape, weight, eps, bool(eps_inside_sqrt), residual)[:2]
 
 
 class FusedAddLayerNorm(LayerNorm):
