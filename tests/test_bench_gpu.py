@@ -94,3 +94,35 @@ def test_merge_keeps_other_cases_and_replaces_remeasured_ones():
     assert sorted(r["ms_median"] for r in again["results"]) == [1.0, 1.0, 3.0, 3.0]
     with pytest.raises(ValueError, match="different host"):
         bench.merge_results(doc("bfloat16", 1.0), doc("float32", 2.0, host="A100"))
+
+
+@pytest.mark.parametrize("pass_", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_fused_add_provider_is_checked_against_the_reference(norm, pass_):
+    """x/2 + x/2 = x exactly, so the fused add + norm must match the norm's reference
+    (through the interpreter on a CPU; the provider itself is offered on CUDA only)."""
+    inputs = bench.make_inputs(norm, pass_, 4, 24, torch.float32, device="cuda" if CUDA else "cpu")
+    provider = bench.PROVIDERS["normlab-fused-add"]
+    assert provider.available("cpu") is False and provider.traffic == {"fwd": 4, "fwd+bwd": 7}
+    assert bench.check_provider(provider, norm, pass_, inputs) < 1e-5
+
+
+def test_provider_traffic_sets_the_bytes_of_its_rows():
+    bench.register(bench.Provider("torch-as-fused", bench.PROVIDERS["torch"].build,
+                                  traffic={"fwd": 4, "fwd+bwd": 7}))
+    try:
+        doc = bench.run(norms=["rmsnorm"], passes=["fwd"], shapes=[(4, 8)],
+                        providers=["torch", "torch-as-fused"], device="cpu", log=None,
+                        budget_ms=1.0, min_reps=3, warmup=1)
+    finally:
+        del bench.PROVIDERS["torch-as-fused"]
+    plain, fused = doc["results"]
+    # bytes = GB/s × ms: the fused provider's rows count 4 tensors instead of the norm's 2
+    assert fused["gbps"] * fused["ms_median"] == pytest.approx(
+        2 * plain["gbps"] * plain["ms_median"])
+
+
+def test_quick_check_finds_the_kernel_tests():
+    assert all((gpu.REPO_ROOT / t).exists() for t in gpu.KERNEL_TESTS)
+    with pytest.raises(FileNotFoundError, match="kernel tests are not here"):
+        gpu.run_kernel_tests(root=gpu.REPO_ROOT / "nowhere")

@@ -30,7 +30,8 @@ DEVICE = "cuda" if CUDA else "cpu"
 TOL = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 DTYPES = list(TOL)
 # (leading shape, N): N = 1, odd sizes, several leading dims; bigger on a GPU.
-SHAPES = [((3,), 1), ((5,), 123), ((2, 3), 33), ((4,), 1023)]
+# 1000: N % 16 != 0 yet a multiple of a 16-byte vector (the VEC path)
+SHAPES = [((3,), 1), ((5,), 123), ((2, 3), 33), ((4,), 1023), ((3,), 1000)]
 if CUDA:
     SHAPES += [((4096,), 1024), ((2, 512), 4099), ((64,), 16384), ((8,), 65536), ((3,), 100_003)]
 
@@ -198,6 +199,16 @@ def test_non_contiguous_x_and_dy(dtype):
         check_against_references(rms_triton, rms_reference, None, x, dy, (w,), TOL[dtype])
 
 
+def test_vector_width_only_where_every_row_starts_on_a_16_byte_vector():
+    x = torch.empty(4, 1000, dtype=torch.bfloat16)
+    assert _launch.vector_width(1000, x) == 8
+    assert _launch.vector_width(1000, x.float(), None) == 4
+    assert _launch.vector_width(1001, torch.empty(4, 1001, dtype=torch.bfloat16)) == 1
+    rows_44_apart = torch.empty(4, 44, dtype=torch.bfloat16)[:, :40]
+    assert _launch.vector_width(40, x[:, :40].contiguous(), rows_44_apart) == 1
+    assert _launch.vector_width(40, rows_44_apart[:1]) == 8  # one row: no stride to check
+
+
 def test_multi_dim_normalized_shape_and_no_affine():
     x, dy, _, _ = make_inputs((3,), 20, torch.float32)
     x, dy = x.reshape(3, 4, 5), dy.reshape(3, 4, 5)
@@ -217,11 +228,12 @@ def test_half_input_keeps_float32_statistics_and_partials():
     from normlab.kernels.rms_norm import rms_norm_bwd, rms_norm_fwd
 
     x, dy, w, b = make_inputs((8,), 40, torch.bfloat16)
-    y, mean, rstd = layer_norm_fwd(x, w, b, 1e-5)
+    y, mean, rstd, h = layer_norm_fwd(x, w, b, 1e-5)
     assert (y.dtype, mean.dtype, rstd.dtype) == (torch.bfloat16, torch.float32, torch.float32)
+    assert h is None
     dx, dweight, dbias = layer_norm_bwd(dy, x, w, mean, rstd)
     assert dx.dtype == torch.bfloat16 and dweight.dtype == dbias.dtype == torch.float32
-    y, rstd = rms_norm_fwd(x, w, 1e-5)
+    y, rstd, _ = rms_norm_fwd(x, w, 1e-5)
     assert rstd.dtype == torch.float32
     assert rms_norm_bwd(dy, x, w, rstd, 1e-5)[1].dtype == torch.float32
 
@@ -387,3 +399,12 @@ def test_interpreter_truncates_float32_to_bfloat16():
     _to_bfloat16[(1,)](x, y, BLOCK_SIZE=1024)
     assert (y.float().abs() <= x.abs()).all()  # never rounded away from zero
     assert not torch.equal(y, x.to(torch.bfloat16))  # so not round-to-nearest
+
+
+def test_column_blocks_narrower_than_a_vector(monkeypatch):
+    """VEC never exceeds the block: 4-column blocks of bfloat16 rows with N % 8 == 0."""
+    monkeypatch.setattr(_launch, "MAX_FUSED_SIZE", 4)
+    monkeypatch.setattr(_launch, "LOOP_BLOCK_SIZE", 4)
+    x, dy, w, b = make_inputs((3,), 40, torch.bfloat16)
+    check_against_references(ln_triton, ln_reference, None, x, dy, (w, b), TOL[torch.bfloat16])
+    check_against_references(rms_triton, rms_reference, None, x, dy, (w,), TOL[torch.bfloat16])

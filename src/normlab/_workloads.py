@@ -15,7 +15,7 @@ HIDDEN = (1024, 2048, 4096, 8192, 16384)
 ELEMENTS = 2**27  # M·N for 2-byte dtypes: 256 MiB per tensor, far beyond any L2 cache
 
 
-def gpu_shapes(dtype):
+def gpu_shapes(dtype, hidden=HIDDEN):
     """``(M, N)`` with ``M·N = 2**27`` for 16-bit dtypes and half the rows for float32."""
     elements = ELEMENTS // 2 if dtype == "float32" else ELEMENTS
-    return [(elements // n, n) for n in HIDDEN]
+    return [(elements // n, n) for n in hidden]

@@ -28,7 +28,9 @@ class Provider:
     """A named implementation to benchmark.
 
     ``checked=False`` skips the float64 comparison (for a ceiling such as a plain copy,
-    which computes no norm).
+    which computes no norm). ``traffic`` maps a pass to the ``M×N`` tensors it must move
+    when that differs from the norm's (:data:`normlab.bench.report.PASS_FACTOR`), e.g. a
+    norm with the residual add fused in.
     """
 
     name: str
@@ -36,6 +38,7 @@ class Provider:
     available: Callable = field(default=_always)
     checked: bool = True
     description: str = ""
+    traffic: dict | None = None
 
 
 PROVIDERS = {}

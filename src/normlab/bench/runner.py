@@ -3,7 +3,7 @@
 import torch
 
 from normlab.bench.providers import NORMS, PASSES, PROVIDERS, REFERENCE, autograd_pass, call_norm
-from normlab.bench.report import bytes_moved, gbps, metadata
+from normlab.bench.report import PASS_FACTOR, bytes_moved, gbps, metadata
 from normlab.bench.timing import clock_name, summarize, time_fn
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -126,12 +126,14 @@ def run(norms=NORMS, passes=PASSES, dtypes=("float32",), shapes=((1024, 1024),),
                     inputs = make_inputs(norm, pass_, M, N, DTYPES[dtype_name], device, seed)
                     nbytes = bytes_moved(pass_, M, N, DTYPES[dtype_name])
                     for p in chosen:
+                        factor = p.traffic[pass_] if p.traffic else PASS_FACTOR[pass_]
+                        moved = nbytes * factor // PASS_FACTOR[pass_]
                         fn = p.build(norm, pass_, *inputs)
                         err = check_provider(p, norm, pass_, inputs, fn) if p.checked else None
                         ms = summarize(time_fn(fn, device, clock, **timing))
                         row = {"norm": norm, "pass": pass_, "provider": p.name,
                                "dtype": dtype_name, "M": M, "N": N, "ms_median": ms[0],
-                               "ms_p20": ms[1], "ms_p80": ms[2], "gbps": gbps(nbytes, ms[0]),
+                               "ms_p20": ms[1], "ms_p80": ms[2], "gbps": gbps(moved, ms[0]),
                                "max_rel_err": err}
                         doc["results"].append(row)
                         if log:

@@ -26,14 +26,24 @@ if interpreting() and not _launch.interpreter_active():
         "(tl.sum, ...) were compiled for the GPU. Set it before the first `import triton` "
         "(in the shell, or at the top of the notebook/test before importing torch helpers)."
     )
+from normlab.kernels.fused_add import (
+    FusedAddLayerNorm,
+    FusedAddRMSNorm,
+    add_layer_norm,
+    add_rms_norm,
+)
 from normlab.kernels.layer_norm import LayerNormFunction, TritonLayerNorm, layer_norm
 from normlab.kernels.rms_norm import RMSNormFunction, TritonRMSNorm, rms_norm
 
 __all__ = [
+    "FusedAddLayerNorm",
+    "FusedAddRMSNorm",
     "LayerNormFunction",
     "RMSNormFunction",
     "TritonLayerNorm",
     "TritonRMSNorm",
+    "add_layer_norm",
+    "add_rms_norm",
     "interpreting",
     "layer_norm",
     "rms_norm",

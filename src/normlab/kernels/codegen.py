@@ -39,43 +39,68 @@ from triton.compiler import ASTSource
 
 from normlab._machine import utc_now
 from normlab._workloads import BENCHMARKS, gpu_shapes
-from normlab.kernels import _launch
+from normlab.kernels import _launch, minimal
 from normlab.kernels.layer_norm import _layer_norm_bwd, _layer_norm_fwd
 from normlab.kernels.rms_norm import _rms_norm_bwd, _rms_norm_fwd
 
 KERNELS = {("layernorm", "fwd"): _layer_norm_fwd, ("layernorm", "bwd"): _layer_norm_bwd,
            ("rmsnorm", "fwd"): _rms_norm_fwd, ("rmsnorm", "bwd"): _rms_norm_bwd}
-# Per-SM limits of compute capability 9.0 (CUDA C++ Programming Guide, "Compute
-# Capabilities"), and the H100 SXM5's SM count.
-SM90 = {"arch": 90, "sms": 132, "max_warps": 64, "max_ctas": 32, "registers": 65536,
-        "register_unit": 256, "shared_bytes": 233472, "shared_per_cta_reserved": 1024}
+SM90 = _launch.SM90
 TRITON_TYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+ELEMENT_SIZE = {"bfloat16": 2, "float16": 2, "float32": 4}
 # Pointers to float32 statistics and partial sums; every other pointer has x's dtype.
 FLOAT32_POINTERS = ("mean_ptr", "rstd_ptr", "dweight_ptr", "dbias_ptr")
+# What each reported variant switches on: the plain launch (affine, all gradients), the
+# fused residual add (forward stores h, backward adds dh), the backward with the forward's
+# warps (what doubling them changed), and chapter 7's minimal LayerNorm forward
+# (normlab.kernels.minimal: what the production kernel starts from), and the backward of
+# a row of 8193 to 16384 columns held in registers (why such rows take column blocks).
+VARIANTS = {"launch": {}, "fused add": {"HAS_RESIDUAL": True, "HAS_DRESIDUAL": True},
+            "forward warps": {}, "minimal": {}, "single block": {}}
 
 
-def launch_values(M, N):
+def launch_values(M, N, rows_per_program):
     """The integer arguments a launch on contiguous ``(M, N)`` tensors passes."""
-    rows_per_program, _ = _launch.backward_grid(M, SM90["sms"])
-    return {"x_row_stride": N, "dy_row_stride": N, "N": N, "M": M,
-            "rows_per_program": rows_per_program}
+    return {"x_row_stride": N, "dy_row_stride": N, "residual_row_stride": N,
+            "dresidual_row_stride": N, "N": N, "M": M, "rows_per_program": rows_per_program}
 
 
-def compile_kernel(norm, pass_, dtype, M, N, num_warps=None, arch=SM90["arch"]):
+def vector_width(dtype, N):
+    """VEC of a launch on contiguous rows (:func:`_launch.vector_width`)."""
+    vec = 16 // ELEMENT_SIZE[dtype]
+    return vec if N % vec == 0 else 1
+
+
+def _launch_settings(norm, pass_, dtype, N, variant="launch"):
+    """``(BLOCK_SIZE, num_warps, SINGLE_BLOCK)`` of a launch (the minimal kernel's fixed)."""
+    if variant == "minimal":
+        return triton.next_power_of_2(N), minimal.NUM_WARPS, True
+    if variant == "single block":
+        block = triton.next_power_of_2(N)
+        return block, _launch.warps(block, backward=True), True
+    return _launch.settings(N, ELEMENT_SIZE[dtype], backward=pass_ == "bwd",
+                            centered=norm == "layernorm")
+
+
+def compile_kernel(norm, pass_, dtype, M, N, num_warps=None, variant="launch",
+                   rows_per_program=None, arch=SM90["arch"]):
     """The kernel compiled for ``sm_<arch>`` as it would be launched on ``(M, N)`` rows.
 
     Constexprs and ``num_warps`` (unless given) come from :func:`_launch.settings`, with γ
-    and β present
-    and ε inside the square root; ints divisible by 16 and all pointers (16-byte aligned
-    by PyTorch's allocator) carry Triton's ``tt.divisibility=16``.
+    and β present, every gradient needed and ε inside the square root (plus the fused add
+    for ``variant="fused add"``); ints divisible by 16 and all pointers (16-byte aligned
+    by PyTorch's allocator) carry Triton's ``tt.divisibility=16``; the backward's
+    ``rows_per_program`` is the residency-sized grid's (:func:`backward_rows`).
     """
-    fn = KERNELS[norm, pass_]
-    block, launch_warps, single = _launch.settings(N, backward=pass_ == "bwd")
+    fn = minimal.layer_norm_fwd_minimal if variant == "minimal" else KERNELS[norm, pass_]
+    block, launch_warps, single = _launch_settings(norm, pass_, dtype, N, variant)
     num_warps = num_warps or launch_warps
-    consts = {"HAS_WEIGHT": True, "HAS_BIAS": True, "EPS_INSIDE_SQRT": True,
-              "ACC": tl.float32, "SINGLE_BLOCK": single, "BLOCK_SIZE": block}
+    consts = {"HAS_WEIGHT": True, "HAS_BIAS": True, "HAS_DWEIGHT": True, "HAS_DBIAS": True,
+              "HAS_RESIDUAL": False, "HAS_DRESIDUAL": False, "EPS_INSIDE_SQRT": True,
+              "ACC": tl.float32, "SINGLE_BLOCK": single, "BLOCK_SIZE": block,
+              "VEC": vector_width(dtype, N), **VARIANTS[variant]}
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
-    values = launch_values(M, N)
+    values = launch_values(M, N, rows_per_program or 3)
     signature, attrs = {}, {}
     for i, arg in enumerate(fn.arg_names):
         if arg in consts:
@@ -103,36 +128,55 @@ def _cuobjdump(cubin, *flags):
 
 
 def memory_instructions(sass):
-    """Global (``LDG``/``STG``) and local (``LDL``/``STL``: spill) accesses in ``sass`` by
-    opcode with modifiers, e.g. ``{"LDG.E.128": 4, "STG.E.U16": 1}``."""
-    return dict(Counter(m.group(0) for m in re.finditer(r"\b(?:LDG|STG|LDL|STL)(?:\.\w+)*",
-                                                        sass)))
+    """Global (``LDG``/``STG``; ``LDGSTS``: an asynchronous copy global → shared, the
+    prefetch of a pipelined loop) and local (``LDL``/``STL``: spill) accesses in ``sass``
+    by opcode with modifiers, e.g. ``{"LDG.E.128": 4, "STG.E.U16": 1}``."""
+    return dict(Counter(m.group(0) for m in re.finditer(
+        r"\b(?:LDGSTS|LDG|STG|LDL|STL)(?:\.\w+)*\b", sass)))
 
 
-def occupancy(registers, num_warps, shared, sm=SM90):
-    """Theoretical warps per SM: CTAs that fit by warps, registers and shared memory."""
-    regs_per_warp = math.ceil(registers * 32 / sm["register_unit"]) * sm["register_unit"]
-    ctas = min(sm["max_ctas"], sm["max_warps"] // num_warps,
-               sm["registers"] // (regs_per_warp * num_warps),
-               sm["shared_bytes"] // (shared + sm["shared_per_cta_reserved"]))
-    return ctas * num_warps
+occupancy = _launch.occupancy
 
 
-def report(norm, pass_, dtype, M, N, num_warps=None):
-    """One row: launch settings, resources and memory instructions of one compiled kernel
-    (``variant`` "launch", or "forward warps" for a backward given the forward's warps)."""
-    kernel = compile_kernel(norm, pass_, dtype, M, N, num_warps)
+def _resources(kernel):
     machine_code = _cuobjdump(kernel.asm["cubin"], "-res-usage", "-sass")
     registers, stack = (int(re.search(rf"{key}:(\d+)", machine_code).group(1))
                         for key in ("REG", "STACK"))
+    return registers, stack, machine_code
+
+
+def backward_rows(kernel, M, sm=SM90):
+    """``rows_per_program`` of the residency-sized backward grid for ``kernel`` on ``sm``
+    (what :func:`_launch.resident_programs` computes on a GPU)."""
+    registers, _, _ = _resources(kernel)
+    warps = kernel.metadata.num_warps
+    per_sm = occupancy(registers, warps, kernel.metadata.shared, sm) // warps
+    return _launch.backward_grid(M, sm["sms"] * max(1, per_sm))[0]
+
+
+def report(norm, pass_, dtype, M, N, num_warps=None, variant="launch"):
+    """One row: launch settings, resources and memory instructions of one compiled kernel
+    (``variant``: "launch", "fused add", or "forward warps" for a backward given the
+    forward's warps). The backward is compiled twice: once to size its grid, once with the
+    ``rows_per_program`` that grid gives (Triton specialises on its divisibility by 16)."""
+    rows = None
+    if pass_ == "bwd":
+        rows = backward_rows(compile_kernel(norm, pass_, dtype, M, N, num_warps, variant), M)
+    kernel = compile_kernel(norm, pass_, dtype, M, N, num_warps, variant, rows)
+    registers, stack, machine_code = _resources(kernel)
     warps, shared = kernel.metadata.num_warps, kernel.metadata.shared
-    block, _, single = _launch.settings(N, backward=pass_ == "bwd")
-    return {"norm": norm, "pass": pass_, "dtype": dtype, "M": M, "N": N,
-            "variant": "launch" if num_warps is None else "forward warps",
-            "BLOCK_SIZE": block, "SINGLE_BLOCK": single, "num_warps": warps,
+    block, _, single = _launch_settings(norm, pass_, dtype, N, variant)
+    memory = memory_instructions(machine_code)
+    resident = occupancy(registers, warps, shared)
+    return {"norm": norm, "pass": pass_, "dtype": dtype, "M": M, "N": N, "variant": variant,
+            "BLOCK_SIZE": block, "SINGLE_BLOCK": single,
+            "VEC": 1 if variant == "minimal" else vector_width(dtype, N),
+            "num_warps": warps,
             "registers": registers, "stack_bytes": stack, "shared_bytes": shared,
-            "warps_per_sm": occupancy(registers, warps, shared),
-            "memory": memory_instructions(machine_code)}
+            "warps_per_sm": resident, "programs_per_sm": resident // warps,
+            "rows_per_program": rows,
+            "prefetch": any(op.startswith("LDGSTS") for op in memory),
+            "memory": memory}
 
 
 # The committed report that chapter 7 reads and tests/test_codegen.py keeps up to date.
@@ -141,12 +185,28 @@ REPORT = BENCHMARKS / "codegen" / "sm90.json"
 
 def shapes(dtype):
     """``(M, N)``: the GPU benchmark's shapes, plus, with as many elements, N = 1000 (rows
-    16-byte aligned in bfloat16 yet not divisible by 16 elements) and one long row (the
-    column-block path)."""
+    16-byte aligned in bfloat16 yet not divisible by 16 elements), N = 8200 (just past a
+    power of two: the block doubles to 16384) and one long row (the column-block path)."""
     bench = gpu_shapes(dtype)
     elements = math.prod(bench[0])
-    return [(elements // 1000, 1000), *bench,
-            (elements // (4 * _launch.MAX_FUSED_SIZE), 4 * _launch.MAX_FUSED_SIZE)]
+    return sorted([(elements // 1000, 1000), (elements // 8200, 8200), *bench,
+                   (elements // (4 * _launch.MAX_FUSED_SIZE), 4 * _launch.MAX_FUSED_SIZE)],
+                  key=lambda shape: shape[1])
+
+
+def configs(dtype):
+    """``(norm, pass, M, N, num_warps, variant)`` of every reported row for ``dtype``."""
+    for norm, pass_ in KERNELS:
+        for M, N in shapes(dtype):
+            yield norm, pass_, M, N, None, "launch"
+            if (norm, pass_) == ("layernorm", "fwd") and N <= minimal.MAX_COLUMNS:
+                yield norm, pass_, M, N, None, "minimal"
+            yield norm, pass_, M, N, None, "fused add"
+            if pass_ == "bwd" and _launch.MAX_FUSED_SIZE // 2 < N <= _launch.MAX_FUSED_SIZE:
+                yield norm, pass_, M, N, None, "single block"
+            forward_warps = _launch_settings(norm, "fwd", dtype, N)[1]
+            if pass_ == "bwd" and forward_warps != _launch_settings(norm, pass_, dtype, N)[1]:
+                yield norm, pass_, M, N, forward_warps, "forward warps"  # what doubling did
 
 
 def main(argv=None):
@@ -158,18 +218,13 @@ def main(argv=None):
         p.error("unset TRITON_INTERPRET: the interpreter does not compile kernels")
     rows = []
     for dtype in ("bfloat16", "float32"):
-        for (norm, pass_) in KERNELS:
-            for M, N in shapes(dtype):
-                variants = [None]
-                forward_warps = _launch.settings(N)[1]
-                if pass_ == "bwd" and forward_warps != _launch.settings(N, backward=True)[1]:
-                    variants.append(forward_warps)  # what doubling the warps changed
-                for num_warps in variants:
-                    r = report(norm, pass_, dtype, M, N, num_warps)
-                    rows.append(r)
-                    print(f"{dtype:<9}{norm:<10}{pass_:<4}N={N:<6} warps={r['num_warps']:<3}"
-                          f"regs={r['registers']:<4}stack={r['stack_bytes']:<5}"
-                          f"warps/SM={r['warps_per_sm']:<3}{r['memory']}")
+        for norm, pass_, M, N, num_warps, variant in configs(dtype):
+            r = report(norm, pass_, dtype, M, N, num_warps, variant)
+            rows.append(r)
+            print(f"{dtype:<9}{norm:<10}{pass_:<4}{variant:<14}N={N:<6} "
+                  f"warps={r['num_warps']:<3}regs={r['registers']:<4}"
+                  f"stack={r['stack_bytes']:<5}programs/SM={r['programs_per_sm']:<3}"
+                  f"{r['memory']}", flush=True)
     if args.out:
         doc = {"target": f"sm_{SM90['arch']}", "sm": SM90, "triton": triton.__version__,
                "ptxas": get_ptxas(SM90["arch"]).version,
