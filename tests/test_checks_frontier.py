@@ -7,6 +7,7 @@ import torch
 
 from normlab.checks import ExerciseError
 from normlab.checks import frontier as check
+from normlab.checks._base import PASS_MARK
 
 
 def _rms(x, eps=1e-6):
@@ -23,7 +24,7 @@ def stub(*args):
 
 def test_qk_norm_accepts_solution(capsys):
     check.qk_norm_exercise(qk_logits)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -39,7 +40,7 @@ def test_qk_norm_explains_mistakes(wrong, message):
 
 def test_dyt_accepts_solution(capsys):
     check.dyt_exercise(lambda x, a, w, b: w * torch.tanh(a * x) + b)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -54,7 +55,7 @@ def test_dyt_explains_mistakes(wrong, message):
 
 def test_deepnorm_accepts_solution(capsys):
     check.deepnorm_exercise(lambda n: ((2 * n) ** 0.25, (8 * n) ** -0.25))
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
 
 
 @pytest.mark.parametrize("wrong, message", [

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from normlab.checks import ExerciseError
 from normlab.checks import layernorm as ch2
 from normlab.checks import rmsnorm as ch4
+from normlab.checks._base import PASS_MARK
 
 
 def ln_library(x, normalized_shape, eps):
@@ -78,4 +79,4 @@ def test_rms_norm_of_the_centred_input_is_allowed(capsys):
         return F.rms_norm(centred, x.shape[-1:], weight, eps) + bias
 
     ch4.layer_norm_identity_exercise(identity)
-    assert capsys.readouterr().out.startswith("✅")
+    assert capsys.readouterr().out.startswith(PASS_MARK)
