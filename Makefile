@@ -55,8 +55,9 @@ nbval: $(STAMP)
 # plotly 5), plus this package as the chapters' Colab install cell brings it (a regular
 # install with the [triton] extra, no book or test tools). Fails on any error outside a
 # `raises-exception` cell; outputs are not compared. Python 3.13 as on Colab, python3 where
-# it is missing (or only a pyenv shim that cannot run). torch: the book's pin by default, because Colab's CPU build (2.11.0+cpu)
-# lives on PyTorch's own wheel index, which CI cannot reach; where it can:
+# it is missing (or only a pyenv shim that cannot run). torch: the book's pin by default,
+# because Colab's CPU build (2.11.0+cpu) lives on PyTorch's own wheel index, which CI cannot
+# reach; where it can:
 # `make colab-test COLAB_TORCH=torch==2.11.0+cpu COLAB_INDEX=https://download.pytorch.org/whl/cpu`.
 COLAB_VENV   := .venv-colab
 COLAB_PYTHON ?= $(shell python3.13 -c '' 2>/dev/null && command -v python3.13 || command -v python3)
