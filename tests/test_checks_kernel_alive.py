@@ -6,7 +6,6 @@ learner lost their kernel, and nbgrader's autograde recorded "Kernel died".
 """
 
 import inspect
-import textwrap
 
 import nbformat
 import pytest
@@ -14,29 +13,16 @@ from nbclient import NotebookClient
 
 pytest.importorskip("triton", reason="Triton is not installed: kernel exercise untested")
 
-
-def unmasked_answer():
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def add_rms_norm_kernel(x_ptr, residual_ptr, weight_ptr, h_ptr, y_ptr, N, eps,
-                            BLOCK_SIZE: tl.constexpr):
-        row = tl.program_id(0)
-        cols = tl.arange(0, BLOCK_SIZE)
-        h = tl.load(x_ptr + row * N + cols) + tl.load(residual_ptr + row * N + cols)
-        tl.store(h_ptr + row * N + cols, h)
-        y = h / tl.sqrt(tl.sum(h * h, axis=0) / N + eps) * tl.load(weight_ptr + cols)
-        tl.store(y_ptr + row * N + cols, y)
+from test_checks_fast_kernels import unmasked  # noqa: E402  (the unmasked answer, once)
 
 
 def test_unmasked_answer_gets_feedback_and_the_kernel_lives():
-    body = textwrap.dedent("".join(inspect.getsourcelines(unmasked_answer)[0][1:]))
     cells = [
-        "import os\nos.environ['TRITON_INTERPRET'] = '1'\nimport torch",
-        body,
+        "import os\nos.environ['TRITON_INTERPRET'] = '1'\nimport torch\n"
+        "import triton\nimport triton.language as tl",
+        inspect.getsource(unmasked.fn),
         "from normlab.checks import fast_kernels as check\n"
-        "check.fused_add_rms_norm_exercise(add_rms_norm_kernel)",
+        "check.fused_add_rms_norm_exercise(unmasked)",
         "print('kernel alive', torch.ones(2).sum().item())",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
