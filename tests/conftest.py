@@ -109,9 +109,11 @@ class PageVisit:
     """A page opened offline, with everything that went wrong while loading it."""
 
     def __init__(self, browser, url, color_scheme="light", width=None, init_script=None,
-                 **context_options):
+                 draw_all=True, **context_options):
         """``width``: viewport width in px (height 844, a phone's); ``init_script``: JS run
-        before the page's own scripts; ``context_options`` go to ``browser.new_context``."""
+        before the page's own scripts; ``draw_all``: draw every figure before returning
+        (else only those the page draws by itself: near the viewport);
+        ``context_options`` go to ``browser.new_context``."""
         self.errors, self.foreign_requests = [], []
         self.transferred = {}  # url -> bytes received (headers + body), see page weights
         if width:
@@ -125,7 +127,7 @@ class PageVisit:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
         self.page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
-        wait_until_settled(self.page)
+        wait_until_settled(self.page, draw_all)
 
     def _route(self, route):
         """Let localhost through; abort and record everything else."""
@@ -153,18 +155,29 @@ class PageVisit:
         self.context.close()
 
 
-def wait_until_settled(page):
-    """Wait for MathJax to finish typesetting and every plotly figure to draw."""
+# Figures within a screen height of the viewport: the page draws these by itself.
+NEAR_FIGURES = """[...document.querySelectorAll('.plotly-graph-div')].filter(d => {
+  const r = d.getBoundingClientRect();
+  return r.bottom > -innerHeight && r.top < 2 * innerHeight;
+})"""
+
+
+def wait_until_settled(page, draw_all=True):
+    """Wait for MathJax to finish typesetting and the plotly figures to draw: all of them
+    (``normlab-figures.js`` draws a figure when it comes near the viewport; ``draw_all``
+    asks it to draw the rest too), or only those near the viewport."""
     page.evaluate(
         "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
         " ? MathJax.startup.promise.then(() => true) : true"
     )
+    figures = "[...document.querySelectorAll('.plotly-graph-div')]" if draw_all else NEAR_FIGURES
     try:
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.plotly-graph-div')]"
-            ".every(d => d.querySelector('.main-svg'))",
-            timeout=TIMEOUT_MS,
-        )
+        if draw_all:
+            page.evaluate("() => window.normlabDrawAll ? normlabDrawAll().then(() => true) : true")
+        # A page with figures has loaded plotly.js, and the figures asked for are drawn.
+        page.wait_for_function(f"() => (window.Plotly || !document.querySelector("
+                               f"'.plotly-graph-div')) && {figures}.every(d => "
+                               f"d.querySelector('.main-svg'))", timeout=TIMEOUT_MS)
     except Exception:  # reported precisely by test_page
         pass
 
@@ -174,13 +187,15 @@ def visit(browser, site_url):
     """Open site pages; closes every context at the end of the test."""
     opened = []
 
-    def open_page(path, color_scheme="light", width=None, init_script=None, **context_options):
+    def open_page(path, color_scheme="light", width=None, init_script=None, draw_all=True,
+                  **context_options):
         """``width``: viewport width in px (default 1280); ``init_script``: JS run before
-        the page's own scripts; ``context_options`` go to ``browser.new_context``."""
+        the page's own scripts; ``draw_all``: see :class:`PageVisit`; ``context_options``
+        go to ``browser.new_context``."""
         if path == "<no built site>":
             unavailable(f"no built site at {SITE}: run `make book` first")
         opened.append(PageVisit(browser, urljoin(site_url, path), color_scheme, width,
-                                init_script, **context_options))
+                                init_script, draw_all, **context_options))
         return opened[-1]
 
     yield open_page

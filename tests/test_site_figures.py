@@ -7,7 +7,9 @@
   own buttons (active and inactive) and the native ones;
 * every slider and button group has a native control that Tab reaches, with a visible
   focus ring and an accessible name, and arrow keys / Enter / Space change the figure;
-* plotly.js is never a parser-blocking script;
+* plotly.js is never a parser-blocking script; a page loads one of plotly.js's partial
+  bundles (each registers the trace types the site picks it for) and draws only the figures
+  near the viewport until the reader scrolls;
 * load timings (first contentful paint, longest main-thread task, figures drawn) of the
   intro page and of each figure page, side by side, are reported as data (printed, and
   appended to ``NORMLAB_FIGURE_TIMINGS=file`` as TSV), not asserted.
@@ -19,6 +21,7 @@ one screenshot of each figure at 1366 px in both themes and at 390 px.
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from conftest import SITE, pages_or_placeholder
@@ -363,6 +366,65 @@ def test_plotly_is_not_a_blocking_script(page_path):
     assert not blocking, f"{page_path}: parser-blocking plotly script(s) {blocking}"
     figures_js = [s for s in scripts if s["src"].split("?")[0].endswith("normlab-figures.js")]
     assert figures_js and figures_js[0].has_attr("defer"), f"{page_path}: figure script"
+
+
+def plotly_requests(page_visit):
+    """File names of the plotly.js bundles a page downloaded."""
+    names = [Path(urlparse(u).path).name for u in page_visit.transferred]
+    return [n for n in names if n.startswith("plotly") and n.endswith(".js")]
+
+
+def partial_bundles():
+    """``{file name: trace types}`` the site's extension says each partial bundle has."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
+    from normlab_site import PARTIAL_BUNDLES, bundle_file
+
+    return {bundle_file(name): set(types) for name, types in PARTIAL_BUNDLES.items()}
+
+
+def test_partial_bundles_have_the_listed_trace_types(browser):
+    """Each partial bundle served registers exactly the trace types the figure script
+    chooses it for (a wrong list would pick a bundle that cannot draw a figure)."""
+    if not (SITE / "_static").is_dir():
+        pytest.skip("no built site")
+    wrong = {}
+    for name, types in partial_bundles().items():
+        page = browser.new_page()
+        try:
+            page.set_content("<html><body></body></html>")
+            page.add_script_tag(path=str(SITE / "_static" / name))
+            has = set(page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)"))
+        finally:
+            page.close()
+        if has != types:
+            wrong[name] = {"listed, not in bundle": sorted(types - has),
+                           "in bundle, not listed": sorted(has - types)}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("page_path", figure_pages())
+def test_page_loads_one_partial_bundle_and_draws_near_figures(visit, page_path):
+    """A figure page downloads one plotly.js bundle, a partial one (every page's trace types
+    fit one), and by itself draws the figures near the viewport and no others."""
+    page_visit = visit(page_path, width=DESKTOP, draw_all=False)
+    page = page_visit.page
+    bundles = plotly_requests(page_visit)
+    assert len(bundles) == 1 and bundles[0] in partial_bundles(), (
+        f"{page_path}: plotly bundles {bundles}, expected one of {sorted(partial_bundles())}")
+    drawn = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(d => {
+      const r = d.getBoundingClientRect();
+      return {id: d.id, near: r.bottom > -innerHeight && r.top < 2 * innerHeight,
+              drawn: !!d.querySelector('.main-svg')};
+    })""")
+    early = [f["id"] for f in drawn if f["drawn"] and not f["near"]]
+    assert not early, f"{page_path}: drawn before the reader came near: {early}"
+    far = [f for f in drawn if not f["near"]]
+    if far:  # scrolling to a far figure draws it
+        page.evaluate(f"document.getElementById('{far[-1]['id']}').scrollIntoView()")
+        page.wait_for_function(f"document.getElementById('{far[-1]['id']}')"
+                               ".querySelector('.main-svg')", timeout=SLOW_MS)
 
 
 LONG_TASKS = """window.__normlabLongTasks = [];

@@ -2,8 +2,9 @@
  *
  * normlab.nb.show stores each figure as a script that only queues it on window.normlabFigures.
  * This file:
- *  - loads plotly.js after the page's first paint (never a blocking script) and draws the
- *    queued figures one per task, so no single long task holds the page;
+ *  - loads plotly.js after the page's first paint (never a blocking script), the smallest
+ *    partial bundle that has the page's trace types, and draws each queued figure, one per
+ *    task, when it comes within a screen height of the viewport;
  *  - swaps the palette to its dark-theme variant (the map travels with each figure) when the
  *    page's theme is dark, and back, following the theme switch;
  *  - re-lays a figure out below NARROW_PX: smaller fonts, wrapped titles, legend under the
@@ -15,7 +16,7 @@
 (function () {
   "use strict";
   const NARROW_PX = 600;
-  const PLOTLY_SRC = new URL("plotly.min.js", document.currentScript.src).href;
+  const SCRIPT = document.currentScript;
   const queue = (window.normlabFigures = window.normlabFigures || []);
   const drawn = [];
 
@@ -399,30 +400,74 @@
     } catch (error) { /* User Timing level 3 missing: no measure, the figure is drawn */ }
   }
 
+  // Figures wait (``waiting``, page order) until they come within a screen height of the
+  // viewport; then they join ``due`` and are drawn one per task, so a page never draws what
+  // the reader has not scrolled near (a 3-D scene costs a second on a slow machine).
+  const waiting = new Map();  // div -> spec
+  const due = [];
   let drawing = null;
-  async function drawQueue() {
-    while (queue.length) {
-      await draw(queue.shift());
-      await nextTask();
-    }
+  let observer = null;
+
+  async function drawDue() {
+    do {
+      await nextTask();  // also: ``drawing`` is set before this run can end
+      if (due.length) await draw(due.shift());
+    } while (due.length);
     drawing = null;
   }
 
-  window.normlabDrawFigures = function () {
-    if (window.Plotly && !drawing) drawing = drawQueue();
-  };
-
-  function loadPlotly() {
-    if (window.Plotly) return window.normlabDrawFigures();
-    const script = document.createElement("script");
-    script.src = PLOTLY_SRC;
-    script.async = true;
-    script.addEventListener("load", () => window.normlabDrawFigures());
-    document.head.appendChild(script);
+  function makeDue(gds) {
+    for (const gd of gds) {
+      if (!waiting.has(gd)) continue;
+      due.push(waiting.get(gd));
+      waiting.delete(gd);
+      if (observer) observer.unobserve(gd);
+    }
+    drawing = drawing || drawDue();
+    return drawing;
   }
 
-  // After the first paint: two animation frames, then a task.
-  requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(loadPlotly, 0)));
+  function watchQueue() {
+    if (!observer) {
+      observer = new IntersectionObserver((entries) => makeDue(
+        entries.filter((e) => e.isIntersecting).map((e) => e.target)), {rootMargin: "100% 0px"});
+    }
+    while (queue.length) {
+      const spec = queue.shift();
+      const gd = document.getElementById(spec.id);
+      if (!gd || gd._normlab || waiting.has(gd)) continue;
+      waiting.set(gd, spec);
+      observer.observe(gd);
+    }
+  }
+
+  window.normlabDrawFigures = function () {
+    if (window.Plotly) watchQueue();
+  };
+
+  // The smallest of plotly.js's partial bundles (``data-bundles``, smallest first, from
+  // _ext/normlab_site.py) that has every trace type of the page's figures; else the full one.
+  function bundleFor(specs) {
+    const types = new Set(specs.flatMap((s) => (s.figure.data || []).map((t) => t.type || "scatter")));
+    const bundles = JSON.parse(SCRIPT.dataset.bundles || "[]");
+    const fits = bundles.find(([, has]) => [...types].every((t) => has.includes(t)));
+    return new URL(fits ? fits[0] : "plotly.min.js", SCRIPT.src).href;
+  }
+
+  const plotlyReady = new Promise((resolve) => {
+    // After the first paint: two animation frames, then a task.
+    requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => {
+      if (window.Plotly) return resolve();
+      const script = document.createElement("script");
+      script.src = bundleFor(queue);
+      script.async = true;
+      script.addEventListener("load", resolve);
+      document.head.appendChild(script);
+    }, 0)));
+  }).then(() => window.normlabDrawFigures());
+
+  /** Draw every figure now, wherever it is (tests, screenshots); resolves when all are. */
+  window.normlabDrawAll = () => plotlyReady.then(() => makeDue([...waiting.keys()]));
 
   new MutationObserver(() => drawn.forEach(followTheme)).observe(
     document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
