@@ -26,7 +26,7 @@ from normlab.figures.plotting import PALETTE, theme_colours
 IMPACTS_THAT_FAIL = {"serious", "critical"}
 MAX_PAGE_BYTES = 2_000_000
 # Shared, cached across pages: not counted in a page's weight.
-SHARED_ASSETS = re.compile(r"/_static/(plotly\.min\.js|mathjax/)")
+SHARED_ASSETS = re.compile(r"/_static/(plotly[-.\w]*\.min\.js|mathjax/)")
 # (rule id, CSS selector) of third-party markup we cannot change; keep each one narrow.
 AXE_EXCLUDED = {
     # sphinxcontrib-bibtex/docutils write the bibliography as <div role="list"> whose

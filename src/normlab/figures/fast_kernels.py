@@ -126,7 +126,7 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
                         y=[r4(min(peak, a * bw) / 1e12) for a in intensity], mode="lines",
                         line={"color": BLACK, "dash": "solid" if dtype == "float32" else "dot"},
                         name=f"{spec['peak_label'][dtype]}: {peak / 1e12:.4g} TFLOP/s, "
-                             f"ridge at {peak / bw:.3g} flop/B")
+                             f"ridge {peak / bw:.3g} flop/B")
     roofs, group = len(fig.data), []
     top = max(spec["peak"].values())
     for i, dtype in enumerate(dtypes):
@@ -141,7 +141,7 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
                 "args": [{"visible": [True] * roofs + [g == i for g in group]}]}
                for i, d in enumerate(dtypes)]
     fig.update_layout(
-        title=f"Roofline of the {spec['name']}: normalization sits on the bandwidth slope",
+        title=f"{spec['name']} roofline: norms sit on the bandwidth slope",
         xaxis={"title": "arithmetic intensity (flop / byte moved)", "type": "log",
                "exponentformat": "power", "dtick": 1},
         yaxis={"title": "attainable TFLOP/s", "type": "log", "exponentformat": "power",
