@@ -75,13 +75,16 @@ colab-test:
 site-test: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) tests/test_site*.py
 
-# Markdown table page -> KB for README.md ("Page weights"), measured by the browser test.
+# Markdown table for README.md ("Page weights and load times"), measured by the browser test
+# on one worker (times are load-sensitive; bytes are not).
 page-weights: $(STAMP)
-	rm -f $(SITE)/../page-weights.tsv
-	NORMLAB_WEIGHTS=$(SITE)/../page-weights.tsv $(BIN)/pytest -q -n $(WORKERS) \
-		tests/test_site_a11y.py -k test_figures_and_weight
-	@echo "| page | KB |"; echo "| --- | ---: |"
-	@sort $(SITE)/../page-weights.tsv | awk -F'\t' '{printf "| %s | %.0f |\n", $$1, $$2/1000}'
+	rm -f $(SITE)/../load-report.tsv
+	NORMLAB_LOAD_REPORT=$(SITE)/../load-report.tsv $(BIN)/pytest -q \
+		tests/test_site_reader.py -k test_first_visit_weight
+	@echo "| page | first visit MB | longest task during load, ms | first paint / intro's |"
+	@echo "| --- | ---: | ---: | ---: |"
+	@sort $(SITE)/../load-report.tsv | awk -F'\t' \
+		'{printf "| %s | %.2f | %s | %s |\n", $$1, $$2/1e6, $$3, $$5}'
 
 serve:
 	@test -f $(SITE)/index.html || { echo "No site yet: run 'make book' first."; exit 1; }

@@ -11,7 +11,8 @@
     box.classList.toggle("nl-scrolls", scrolls);
     box.classList.toggle("nl-more-left", scrolls && box.scrollLeft > 1);
     box.classList.toggle("nl-more-right", scrolls && box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
-    if (scrolls && !box.hasAttribute("tabindex")) {
+    // The theme also sets tabindex (0 or -1), debounced: it may have judged before layout.
+    if (scrolls && box.tabIndex < 0) {
       box.setAttribute("tabindex", "0");
       if (!box.hasAttribute("aria-label") && !box.closest("pre, [aria-label]")) {
         box.setAttribute("role", "region");
@@ -26,6 +27,24 @@
       mark(box);
       box.addEventListener("scroll", () => mark(box), { passive: true });
       resized.observe(box);
+    });
+  }
+
+  // MathJax typesets a whole page in one task (over 400 ms for a chapter on a slow machine);
+  // here it typesets Sphinx's math elements a few at a time, yielding between parts.
+  // MathJax.startup.promise still resolves once all of the page is typeset.
+  const MATH_PER_TASK = 16;
+  if (window.MathJax) {
+    MathJax.startup = Object.assign(MathJax.startup || {}, {
+      typeset: false,
+      async pageReady() {
+        await MathJax.startup.defaultPageReady();
+        const maths = [...document.querySelectorAll("span.math, div.math")];
+        for (let i = 0; i < maths.length; i += MATH_PER_TASK) {
+          await MathJax.typesetPromise(maths.slice(i, i + MATH_PER_TASK));
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      },
     });
   }
 

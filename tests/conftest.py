@@ -164,8 +164,8 @@ NEAR_FIGURES = """[...document.querySelectorAll('.plotly-graph-div')].filter(d =
 
 def wait_until_settled(page, draw_all=True):
     """Wait for MathJax to finish typesetting and the plotly figures to draw: all of them
-    (``normlab-figures.js`` draws a figure when it comes near the viewport; ``draw_all``
-    asks it to draw the rest too), or only those near the viewport."""
+    (``normlab-figures.js`` loads plotly.js and draws a figure when it comes near the
+    viewport; ``draw_all`` asks it to draw the rest too), or only those near the viewport."""
     page.evaluate(
         "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
         " ? MathJax.startup.promise.then(() => true) : true"
@@ -174,10 +174,8 @@ def wait_until_settled(page, draw_all=True):
     try:
         if draw_all:
             page.evaluate("() => window.normlabDrawAll ? normlabDrawAll().then(() => true) : true")
-        # A page with figures has loaded plotly.js, and the figures asked for are drawn.
-        page.wait_for_function(f"() => (window.Plotly || !document.querySelector("
-                               f"'.plotly-graph-div')) && {figures}.every(d => "
-                               f"d.querySelector('.main-svg'))", timeout=TIMEOUT_MS)
+        page.wait_for_function(f"() => {figures}.every(d => d.querySelector('.main-svg'))",
+                               timeout=TIMEOUT_MS)
     except Exception:  # reported precisely by test_page
         pass
 

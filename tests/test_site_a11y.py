@@ -7,13 +7,12 @@
 * every trace colour drawn is Okabe–Ito (or its light/dark theme variant), grey/black/white,
   or from a continuous colourscale;
 * page weight: bytes transferred for the page (HTML and every resource it loads, headers
-  included) excluding the shared plotly.js and MathJax, at most ``MAX_PAGE_BYTES``;
-  ``NORMLAB_WEIGHTS=file`` appends ``page<TAB>bytes`` lines (``make page-weights``);
+  included) excluding the shared plotly.js bundles and MathJax, at most ``MAX_PAGE_BYTES``
+  (a first visit's every byte: ``test_site_reader.py``, ``make page-weights``);
 * every quiz is answered: a wrong choice says "Not quite", the right one "Correct!".
 """
 
 import gzip
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -133,9 +132,6 @@ def test_figures_and_weight(visit, page_path):
                    for f in figures}
     off_palette = {k: v for k, v in off_palette.items() if v}
     weight = page_weight(page_visit.transferred)
-    if os.environ.get("NORMLAB_WEIGHTS"):
-        with open(os.environ["NORMLAB_WEIGHTS"], "a", encoding="utf-8") as out:
-            out.write(f"{page_path}\t{weight}\n")
     assert not unnamed, f"{page_path}: figures without an accessible name: {unnamed}"
     assert not off_palette, f"{page_path}: trace colours outside Okabe–Ito/greys: {off_palette}"
     assert weight <= MAX_PAGE_BYTES, f"{page_path}: {weight} bytes > {MAX_PAGE_BYTES}"

@@ -2,9 +2,9 @@
  *
  * normlab.nb.show stores each figure as a script that only queues it on window.normlabFigures.
  * This file:
- *  - loads plotly.js after the page's first paint (never a blocking script), the smallest
- *    partial bundle that has the page's trace types, and draws each queued figure, one per
- *    task, when it comes within a screen height of the viewport;
+ *  - draws each queued figure, one per task, when it comes within a screen height of the
+ *    viewport (after the page's first paint), loading plotly.js for the first: the smallest
+ *    partial bundle that has the page's trace types, never a blocking script;
  *  - swaps the palette to its dark-theme variant (the map travels with each figure) when the
  *    page's theme is dark, and back, following the theme switch;
  *  - re-lays a figure out below NARROW_PX: smaller fonts, wrapped titles, legend under the
@@ -401,16 +401,20 @@
   }
 
   // Figures wait (``waiting``, page order) until they come within a screen height of the
-  // viewport; then they join ``due`` and are drawn one per task, so a page never draws what
-  // the reader has not scrolled near (a 3-D scene costs a second on a slow machine).
+  // viewport; then they join ``due`` and are drawn one per task, plotly.js being loaded for
+  // the first. A page never loads plotly.js or draws what the reader has not come near (the
+  // bundle's evaluation and a 3-D scene each cost a long task on a slow machine).
   const waiting = new Map();  // div -> spec
   const due = [];
   let drawing = null;
-  let observer = null;
+  let plotly = null;
+  const observer = new IntersectionObserver((entries) => makeDue(
+    entries.filter((e) => e.isIntersecting).map((e) => e.target)), {rootMargin: "100% 0px"});
 
   async function drawDue() {
     do {
       await nextTask();  // also: ``drawing`` is set before this run can end
+      if (due.length) await loadPlotly();
       if (due.length) await draw(due.shift());
     } while (due.length);
     drawing = null;
@@ -421,17 +425,13 @@
       if (!waiting.has(gd)) continue;
       due.push(waiting.get(gd));
       waiting.delete(gd);
-      if (observer) observer.unobserve(gd);
+      observer.unobserve(gd);
     }
     drawing = drawing || drawDue();
     return drawing;
   }
 
   function watchQueue() {
-    if (!observer) {
-      observer = new IntersectionObserver((entries) => makeDue(
-        entries.filter((e) => e.isIntersecting).map((e) => e.target)), {rootMargin: "100% 0px"});
-    }
     while (queue.length) {
       const spec = queue.shift();
       const gd = document.getElementById(spec.id);
@@ -441,9 +441,7 @@
     }
   }
 
-  window.normlabDrawFigures = function () {
-    if (window.Plotly) watchQueue();
-  };
+  window.normlabDrawFigures = watchQueue;
 
   // The smallest of plotly.js's partial bundles (``data-bundles``, smallest first, from
   // _ext/normlab_site.py) that has every trace type of the page's figures; else the full one.
@@ -454,20 +452,24 @@
     return new URL(fits ? fits[0] : "plotly.min.js", SCRIPT.src).href;
   }
 
-  const plotlyReady = new Promise((resolve) => {
-    // After the first paint: two animation frames, then a task.
-    requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => {
+  function loadPlotly() {
+    plotly = plotly || new Promise((resolve) => {
       if (window.Plotly) return resolve();
       const script = document.createElement("script");
-      script.src = bundleFor(queue);
+      script.src = bundleFor([...due, ...waiting.values()]);
       script.async = true;
       script.addEventListener("load", resolve);
       document.head.appendChild(script);
-    }, 0)));
-  }).then(() => window.normlabDrawFigures());
+    });
+    return plotly;
+  }
+
+  // Figures are watched after the page's first paint: two animation frames, then a task.
+  const watching = new Promise((resolve) => requestAnimationFrame(() =>
+    requestAnimationFrame(() => setTimeout(resolve, 0)))).then(watchQueue);
 
   /** Draw every figure now, wherever it is (tests, screenshots); resolves when all are. */
-  window.normlabDrawAll = () => plotlyReady.then(() => makeDue([...waiting.keys()]));
+  window.normlabDrawAll = () => watching.then(() => makeDue([...waiting.keys()]));
 
   new MutationObserver(() => drawn.forEach(followTheme)).observe(
     document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
