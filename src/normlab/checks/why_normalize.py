@@ -6,7 +6,6 @@ import torch
 
 from normlab.checks._base import call, describe, expect_tensor_close, fail, passed
 from normlab.experiments.deep_stack import DeepStack, activation_rms, predicted_rms, trace
-from normlab.layer_norm import layer_norm, layer_norm_stats
 
 
 def _close(a, b):
@@ -93,48 +92,3 @@ def gain_exercise(fn):
     passed(f"ratios within {lo}–{hi} for depths {GAIN_DEPTHS}: the right gain shrinks like "
            "1/√L, the idea behind depth-scaled inits such as Fixup.")
 
-
-# --- exercise 3: the statistics a LayerNorm removes ------------------------------------------
-
-def _row_stats_input():
-    """Rows with non-zero mean, and a constant last row (variance 0: ε matters)."""
-    x = 3 * torch.randn(4, 7, generator=torch.Generator().manual_seed(4)) + 2
-    x[-1] = 5.0
-    return x
-
-
-def row_stats_exercise(fn, eps=1e-5):
-    """Check ``fn(x, eps)`` returns ``(mean, rstd)`` of each row, both shaped ``(rows, 1)``."""
-    x = _row_stats_input()
-    d = x.shape[-1]
-    out = call(fn, x, eps)
-    if not (isinstance(out, tuple | list) and len(out) == 2):
-        fail(f"row_stats(x, eps) returned {type(out).__name__}; expected a pair (mean, rstd).")
-    mean, rstd = out
-    for name, t in (("mean", mean), ("rstd", rstd)):
-        if not isinstance(t, torch.Tensor):
-            fail(f"{name} is a {type(t).__name__}; expected a torch.Tensor.")
-        if t.shape == (x.shape[0],):
-            fail(f"{name} has shape {tuple(t.shape)} for x of shape {tuple(x.shape)}.",
-                 "Keep the reduced dimension (keepdim=True) so x - mean broadcasts row-wise.")
-    expected_mean, expected_rstd = layer_norm_stats(x, d, eps=eps)
-    expect_tensor_close(mean, expected_mean, f"mean of x with shape {tuple(x.shape)}")
-    var = x.var(-1, correction=0, keepdim=True)
-    mistakes = {
-        "1/√(unbiased variance + ε)": (torch.rsqrt(x.var(-1, correction=1, keepdim=True) + eps),
-                                      "torch.var divides by d − 1 by default; LayerNorm divides "
-                                      "by d (use correction=0)."),
-        "√(σ² + ε), not its reciprocal": (torch.sqrt(var + eps), "rstd means 1/std."),
-        "1/(σ + ε)": (1 / (var.sqrt() + eps),
-                      "LayerNorm puts ε inside the square root: 1/√(σ² + ε)."),
-        "1/σ without ε": (torch.rsqrt(var), "The last row of x is constant, σ² = 0: ε keeps "
-                          "1/√(σ² + ε) finite."),
-    }
-    for what, (wrong, hint) in mistakes.items():
-        if isinstance(rstd, torch.Tensor) and _close(rstd, wrong):
-            fail(f"Your rstd equals {what}.", hint)
-    expect_tensor_close(rstd, expected_rstd, "rstd, 1/√(σ² + ε)")
-    expect_tensor_close((x - mean) * rstd, layer_norm(x, d, eps=eps),
-                        "(x − mean)·rstd against normlab.layer_norm(x)")
-    passed(f"(x − mean)·rstd equals normlab.layer_norm(x) on {x.shape[0]} rows of {d}, "
-           "including a constant row (where only ε keeps rstd finite).")

@@ -171,10 +171,10 @@ def init_profile(width, depth, *, batch=128, seed=0, **stack_kwargs):
             "flat": flat_fraction(stack, x).tolist()}
 
 
-def init_sweep(depths, gains, *, residuals=(False, True), norms=NORMS, width=64, **kwargs):
-    """:func:`init_profile` for every (depth, gain, residual, norm): a list of flat records."""
+def init_sweep(depths, gains, *, width=64, **kwargs):
+    """:func:`init_profile` for every depth, gain, plain/residual and norm: flat records."""
     return [{"depth": depth, "gain": gain, "residual": residual, "norm": norm,
              **init_profile(width, depth, residual=residual, norm=norm, gain=gain, **kwargs)}
             for depth in depths for gain in gains
-            for residual in residuals for norm in norms]
+            for residual in (False, True) for norm in NORMS]
 

@@ -111,32 +111,6 @@ def init_profile_figure(records, active=None):
     return fig
 
 
-def saturation_figure(records):
-    """Plain tanh stacks vs init gain: gradient reaching the input, and share of flat units."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=["gradient RMS at the input, ∂ℓ/∂x₀",
-                                        "saturated units, tanh′(z) < 0.1"])
-    for norm in dict.fromkeys(r["norm"] for r in records):
-        rs = [r for r in records if r["norm"] == norm]
-        style = NORM_STYLE[norm]
-        gains = r4([r["gain"] for r in rs])
-        line = {"color": style["color"], "dash": style["dash"], "width": 2.5}
-        fig.add_trace(go.Scatter(x=gains, y=r4([r["grad_rms"][0] for r in rs]),
-                                 mode="lines+markers", name=style["name"],
-                                 legendgroup=style["name"], line=line), row=1, col=1)
-        fig.add_trace(go.Scatter(x=gains, y=r4([sum(r["flat"]) / len(r["flat"]) for r in rs]),
-                                 mode="lines+markers", name=style["name"], showlegend=False,
-                                 legendgroup=style["name"], line=line), row=1, col=2)
-    ticks = sorted({r["gain"] for r in records})
-    fig.update_xaxes(title_text="init gain g", type="log", tickvals=r4(ticks),
-                     ticktext=[f"{g:.3g}" for g in ticks])
-    fig.update_yaxes(type="log", exponentformat="power", col=1)
-    fig.update_yaxes(range=[0, 1.05], tickvals=[0, 0.25, 0.5, 0.75, 1], col=2)
-    fig.update_layout(title=f"Plain tanh stack of depth {records[0]['depth']} at initialization",
-                      height=420)
-    return fig
-
-
 # --- a short training run -------------------------------------------------------------------
 
 TRAIN_COLOURS = (VERMILION, PURPLE, BLUE, GREEN, ORANGE)
