@@ -223,6 +223,7 @@ def depth_figure(results):
         title="Per-layer profile at initialization, by depth",
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "layers: "},
                   "pad": {"t": 60}}],
-        legend={"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top"}, height=760,
-        margin={"b": 200})
+        # below the slider, as in qk_logit_figure (about 180 px under the plot area)
+        legend={"orientation": "h", "x": 0, "y": -0.39, "yanchor": "top"}, height=800,
+        margin={"b": 240})
     return fig
