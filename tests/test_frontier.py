@@ -1,6 +1,7 @@
 """Chapter 8's runs, grids, CLI and figures (tiny configurations; the committed grids)."""
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -30,11 +31,47 @@ def test_same_seed_same_losses_and_a_data_cap():
 
 
 def test_grids_are_seeded_and_small():
-    for make in frontier.GRIDS.values():
+    for name, make in frontier.GRIDS.items():
         configs = make()
         seeds = {c.seed for c in configs}
-        assert len(seeds) >= 2 and len(configs) <= 24
+        trains = name not in frontier.RUNNERS  # an init-only grid costs ~1 s a run
+        assert len(seeds) >= 2 and len(configs) <= (36 if trains else 100)
         assert len(set(configs)) == len(configs)  # no duplicate runs
+
+
+def test_init_run_is_runs_initial_profile_and_seeded():
+    tiny = replace(TINY, placement="peri", ln_scaling=True)
+    out = frontier.init_run(tiny)
+    assert out["init"] == frontier.run(tiny)["init"] and set(out) == {"config", "init"}
+    assert {len(v) for v in out["init"].values()} == {tiny.n_layers}
+    assert frontier.init_run(tiny) == out  # same seed, same profile
+    assert frontier.init_run(replace(tiny, seed=1))["init"] != out["init"]
+
+
+def test_depth_grid_covers_depths_and_placements_untrained():
+    configs = frontier.depth_grid()
+    assert {c.n_layers for c in configs} == set(frontier.DEPTHS)
+    assert {c.steps for c in configs} == {0}
+    variants = {frontier.variant({"placement": c.placement, "ln_scaling": c.ln_scaling})
+                for c in configs}
+    assert variants == {"post", "deepnorm", "pre", "pre+LNS", "peri", "olmo2"}
+    assert len(configs) == len(frontier.DEPTHS) * 6 * len(frontier.SEEDS)
+
+
+def test_depth_summary_of_a_tiny_grid(tmp_path, monkeypatch):
+    configs = [replace(TINY, n_layers=n, seed=s, **v) for n in (1, 3) for s in (0, 1)
+               for v in ({"placement": "post"}, {"placement": "pre", "ln_scaling": True})]
+    monkeypatch.setitem(frontier.GRIDS, "frontier-depth", lambda: configs)
+    out = tmp_path / "depth.json"
+    assert cli(["frontier-depth", "--no-progress", "--out", str(out)]) == 0
+    grid = json.loads(out.read_text())
+    assert [len(r["init"]["rms"]) for r in grid["runs"]] == [c.n_layers for c in configs]
+    assert all("train_loss" not in r for r in grid["runs"])  # nothing was trained
+    summary = frontier.depth_summary(grid)
+    assert set(summary) == {(v, n) for v in ("post", "pre+LNS") for n in (1, 3)}
+    assert summary["post", 1]["grad"] == (1.0, 1.0)  # one block: last/first = 1
+    low, high = summary["pre+LNS", 3]["rms"]
+    assert 0 < low <= high
 
 
 def test_cli_writes_a_grid_with_provenance(tmp_path, monkeypatch):
@@ -57,8 +94,7 @@ def test_select_and_spread():
 
 def test_summaries_of_the_committed_grids():
     qk = frontier.qk_summary(load_results("frontier_qk.json"))
-    assert set(qk) == {(lr, q) for lr in (3e-3, 1e-2, 3e-2, 1e-1) for q in ("none", "head",
-                                                                             "projection")}
+    assert set(qk) == {(lr, q) for lr in frontier.QK_LRS for q in ("none", "head", "projection")}
     low, high = qk[3e-3, "head"]["logit"]
     assert 0 < low <= high and qk[3e-3, "head"]["diverged"] == 0
     profile = frontier.profile_summary(load_results("frontier_placement.json"))
@@ -67,6 +103,16 @@ def test_summaries_of_the_committed_grids():
     assert set(dyt) == {(n, c) for n in ("layernorm", "dyt") for c in (None, 10_000)}
     assert 0 <= dyt["dyt", None]["saturated"][0] <= 1 and "alpha" not in dyt["layernorm", None]
     assert frontier.final_loss({"diverged": False, "train_loss": [1.0] * 5 + [3.0] * 10}) == 3.0
+    assert qk[1.0, "none"]["blew_up"] == 2 and qk[3e-3, "none"]["blew_up"] == 0
+    assert qk[3e-3, "none"]["start"][0] > qk[3e-3, "none"]["loss"][1]
+
+
+def test_blew_up_and_unigram_loss():
+    assert not frontier.blew_up({"diverged": False, "train_loss": [4.0] + [2.0] * 10})
+    assert frontier.blew_up({"diverged": False, "train_loss": [4.0] + [9.0] * 10})
+    assert frontier.blew_up({"diverged": True, "train_loss": [4.0, None]})
+    assert frontier.unigram_loss([0, 1, 2, 3] * 5) == pytest.approx(math.log(4))
+    assert frontier.unigram_loss([7] * 9) == 0
 
 
 def test_unknown_experiment_is_refused(capsys):
@@ -78,6 +124,7 @@ def test_unknown_experiment_is_refused(capsys):
     ("frontier_qk.json", ("qk_logit_figure", "qk_loss_figure")),
     ("frontier_placement.json", ("profile_figure",)),
     ("frontier_dyt.json", ("dyt_alpha_figure", "dyt_regime_figure")),
+    ("frontier_depth.json", ("depth_figure",)),
 ])
 def test_committed_grids_match_their_definition_and_plot(name, builders):
     from normlab.figures import frontier as figs
@@ -88,3 +135,20 @@ def test_committed_grids_match_their_definition_and_plot(name, builders):
     for builder in builders:
         fig = getattr(figs, builder)(grid)
         assert fig.layout.title.text and len(fig.data) > 0
+
+
+def test_loss_figure_draws_reference_lines_and_depth_slider_steps():
+    from normlab.figures import frontier as figs
+
+    qk = load_results("frontier_qk.json")
+    names = [t.name for t in figs.qk_loss_figure(qk, unigram=3.0).data]
+    assert "loss at step 0" in names and "letter frequencies only (unigram)" in names
+    assert "letter frequencies only (unigram)" not in [t.name for t in figs.qk_loss_figure(qk).data]
+    depth = load_results("frontier_depth.json")
+    fig = figs.depth_figure(depth)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == [str(n) for n in frontier.DEPTHS]
+    for s in steps:  # each step shows 6 variants x 3 seeds x 2 panels, x range to its depth
+        n = int(s.label)
+        assert sum(s.args[0]["visible"]) == 6 * len(frontier.SEEDS) * 2
+        assert s.args[1]["xaxis2.range"] == [0.5, n + 0.5]

@@ -37,8 +37,24 @@ def qk_norm_exercise(qk_norm_logits):
     passed("qk_norm_logits matches per-head QK-norm; rescaling q or k no longer moves a logit.")
 
 
+def deepnorm_exercise(deepnorm_constants):
+    """Exercise 2: ``deepnorm_constants(n_layers)`` = ``((2L)^(1/4), (8L)^(-1/4))``."""
+    for n_layers in (4, 18, 100):
+        got = call(deepnorm_constants, n_layers)
+        try:
+            alpha, beta = got
+        except (TypeError, ValueError):
+            fail(f"deepnorm_constants({n_layers}) should return a pair (alpha, beta), "
+                 f"got {got!r}.")
+        expect_number(alpha, (2 * n_layers) ** 0.25, f"alpha for {n_layers} layers", rel=1e-9,
+                      hint="α = (2L)^(1/4) for a decoder-only model: (2 * L) ** 0.25.")
+        expect_number(beta, (8 * n_layers) ** -0.25, f"beta for {n_layers} layers", rel=1e-9,
+                      hint="β = (8L)^(-1/4): (8 * L) ** -0.25.")
+    passed("deepnorm_constants matches DeepNorm's decoder-only α and β.")
+
+
 def dyt_exercise(dyt_forward):
-    """Exercise 2: ``dyt_forward(x, alpha, weight, bias)`` = ``weight · tanh(α x) + bias``."""
+    """Exercise 3: ``dyt_forward(x, alpha, weight, bias)`` = ``weight · tanh(α x) + bias``."""
     gen = torch.Generator().manual_seed(1)
     x = 3 * torch.randn(4, 5, generator=gen)
     weight, bias = 1 + torch.randn(5, generator=gen), torch.randn(5, generator=gen)
@@ -52,19 +68,3 @@ def dyt_exercise(dyt_forward):
     expect_tensor_close(got, expected, f"dyt_forward(x, 0.7, weight, bias) for x = {describe(x)}",
                         hint="weight * torch.tanh(alpha * x) + bias, element by element.")
     passed("dyt_forward matches normlab.dyt: an element-wise squashing, no statistics.")
-
-
-def deepnorm_exercise(deepnorm_constants):
-    """Exercise 3: ``deepnorm_constants(n_layers)`` = ``((2L)^(1/4), (8L)^(-1/4))``."""
-    for n_layers in (4, 18, 100):
-        got = call(deepnorm_constants, n_layers)
-        try:
-            alpha, beta = got
-        except (TypeError, ValueError):
-            fail(f"deepnorm_constants({n_layers}) should return a pair (alpha, beta), "
-                 f"got {got!r}.")
-        expect_number(alpha, (2 * n_layers) ** 0.25, f"alpha for {n_layers} layers", rel=1e-9,
-                      hint="α = (2L)^(1/4) for a decoder-only model: (2 * L) ** 0.25.")
-        expect_number(beta, (8 * n_layers) ** -0.25, f"beta for {n_layers} layers", rel=1e-9,
-                      hint="β = (8L)^(-1/4): (8 * L) ** -0.25.")
-    passed("deepnorm_constants matches DeepNorm's decoder-only α and β.")

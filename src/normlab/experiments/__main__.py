@@ -16,7 +16,8 @@ COMMANDS = {
     "step-times": (training, "chapter 6: ms per training step, configs timed round-robin"),
     "frontier-qk": (frontier, "chapter 8: QK-norm (none, per head, whole projection) x LR"),
     "frontier-placement": (frontier, "chapter 8: post, DeepNorm, pre, pre+LNS, peri, OLMo 2"),
-    "frontier-dyt": (frontier, "chapter 8: LayerNorm vs DyT, whole text vs 20k characters"),
+    "frontier-dyt": (frontier, "chapter 8: LayerNorm vs DyT, whole text vs 10k characters"),
+    "frontier-depth": (frontier, "chapter 8: the six placements at 2-32 layers, at init"),
 }
 
 

@@ -5,7 +5,8 @@
 thread with fixed seeds and writes ``normlab/data/frontier_<grid>.json`` with provenance.
 Besides the losses, each run records what the chapter's mechanism is about: the largest
 attention logit, each block's output RMS, relative update and gradient norm (at
-initialization and at the end), and DyT's α and saturation.
+initialization and at the end), and DyT's α and saturation. ``frontier-depth`` trains
+nothing: it records the per-layer profile at initialization for 2 to 32 layers.
 """
 
 import argparse
@@ -120,6 +121,16 @@ def run(config, dataset=None):
     return out
 
 
+def init_run(config, dataset=None):
+    """``run(config)["init"]`` without the training: the per-layer profile of the freshly
+    initialised model on the same probe batch (``config.steps`` is not used)."""
+    dataset = dataset or load_dataset()
+    model = build_model(config, dataset.vocab_size)
+    probe_x, probe_y = eval_batches(dataset.val, config.eval_batches, config.batch_size,
+                                    config.block_size, config.seed + 1)[0]
+    return {"config": asdict(config), "init": layer_profile(model, probe_x, probe_y)}
+
+
 def select(grid, **match):
     """The runs of a committed ``grid`` whose config has every ``key=value`` of ``match``."""
     return [r for r in grid["runs"] if all(r["config"][k] == v for k, v in match.items())]
@@ -141,17 +152,33 @@ def variant(config):
     return config["placement"] + ("+LNS" if config["ln_scaling"] else "")
 
 
+def blew_up(run):
+    """Whether a run diverged (non-finite loss) or ended above the loss it started at."""
+    return run["diverged"] or final_loss(run) > run["train_loss"][0]
+
+
 def qk_summary(grid):
-    """``{(lr, qk_norm): {"logit", "loss": (min, max) over seeds, "diverged": count}}``:
-    the last recorded largest logit and the final training loss."""
+    """``{(lr, qk_norm): {"logit", "loss", "start": (min, max) over seeds, "diverged",
+    "blew_up": counts}}``: the last recorded largest logit, the final and the first training
+    loss, how many runs had a non-finite loss and how many :func:`blew_up`."""
     out = {}
     for lr in sorted({r["config"]["lr"] for r in grid["runs"]}):
         for qk in QK_NORMS:
             runs = select(grid, lr=lr, qk_norm=qk)
             out[lr, qk] = {"logit": spread([r["max_logit"][-1] for r in runs]),
                            "loss": spread([final_loss(r) for r in runs]),
-                           "diverged": sum(r["diverged"] for r in runs)}
+                           "start": spread([r["train_loss"][0] for r in runs]),
+                           "diverged": sum(r["diverged"] for r in runs),
+                           "blew_up": sum(blew_up(r) for r in runs)}
     return out
+
+
+def unigram_loss(ids):
+    """Cross-entropy (nats/char) of predicting every character from its frequency in
+    ``ids`` alone: what a model reaches that has learned nothing from the context."""
+    counts = torch.bincount(torch.as_tensor(ids)).double()
+    p = counts[counts > 0] / counts.sum()
+    return -(p * p.log()).sum().item()
 
 
 def profile_summary(grid):
@@ -168,6 +195,17 @@ def profile_summary(grid):
         out[name, "loss"] = spread([final_loss(r) for r in grid["runs"]
                                     if variant(r["config"]) == name])
     return out
+
+
+def depth_summary(grid):
+    """``{(variant, n_layers): {"rms", "grad": (min, max)}}`` over seeds at initialization:
+    the last block's stream RMS and the last/first block's gradient-norm ratio."""
+    out = {}
+    for r in grid["runs"]:
+        out.setdefault((variant(r["config"]), r["config"]["n_layers"]), []).append(r["init"])
+    return {key: {"rms": spread([p["rms"][-1] for p in profiles]),
+                  "grad": spread([p["grad"][-1] / p["grad"][0] for p in profiles])}
+            for key, profiles in out.items()}
 
 
 def dyt_summary(grid):
@@ -188,21 +226,33 @@ def dyt_summary(grid):
 
 
 SEEDS = (0, 1, 2)
+QK_LRS = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 
 def qk_grid():
-    """Pre-norm RMSNorm model, 4 layers: QK-norm none / per head / whole projection × LR."""
+    """Pre-norm RMSNorm model, 4 layers: QK-norm none / per head / whole projection × LR
+    (up to 1, where every variant blows up)."""
     return [FrontierConfig(qk_norm=qk, lr=lr, seed=s)
-            for lr in (3e-3, 1e-2, 3e-2, 1e-1) for qk in QK_NORMS for s in SEEDS[:2]]
+            for lr in QK_LRS for qk in QK_NORMS for s in SEEDS[:2]]
+
+
+# post, DeepNorm, pre, pre + LayerNorm Scaling, peri, OLMo 2
+VARIANTS = ({"placement": "post"}, {"placement": "deepnorm"}, {"placement": "pre"},
+            {"placement": "pre", "ln_scaling": True}, {"placement": "peri"},
+            {"placement": "olmo2"})
+DEPTHS = (2, 4, 8, 16, 32)
 
 
 def placement_grid():
     """8 layers, RMSNorm: post, DeepNorm, pre, pre + LayerNorm Scaling, peri, OLMo 2."""
     base = FrontierConfig(n_layers=8, steps=100)
-    variants = [{"placement": "post"}, {"placement": "deepnorm"}, {"placement": "pre"},
-                {"placement": "pre", "ln_scaling": True}, {"placement": "peri"},
-                {"placement": "olmo2"}]
-    return [replace(base, seed=s, **v) for v in variants for s in SEEDS]
+    return [replace(base, seed=s, **v) for v in VARIANTS for s in SEEDS]
+
+
+def depth_grid():
+    """The placement grid's six variants at 2–32 layers, at initialization only."""
+    return [FrontierConfig(n_layers=n, steps=0, seed=s, **v)
+            for n in DEPTHS for v in VARIANTS for s in SEEDS]
 
 
 def dyt_grid():
@@ -211,7 +261,9 @@ def dyt_grid():
             for c in (None, 10_000) for n in ("layernorm", "dyt") for s in SEEDS[:2]]
 
 
-GRIDS = {"frontier-qk": qk_grid, "frontier-placement": placement_grid, "frontier-dyt": dyt_grid}
+GRIDS = {"frontier-qk": qk_grid, "frontier-placement": placement_grid, "frontier-dyt": dyt_grid,
+         "frontier-depth": depth_grid}
+RUNNERS = {"frontier-depth": init_run}  # every other grid trains: run()
 
 
 def run_grid(name, argv=(), progress=True):
@@ -219,7 +271,8 @@ def run_grid(name, argv=(), progress=True):
     from tqdm.auto import tqdm
 
     dataset, start = load_dataset(), time.perf_counter()
-    runs = [run(c, dataset) for c in tqdm(GRIDS[name](), desc=name, disable=not progress)]
+    runner = RUNNERS.get(name, run)
+    runs = [runner(c, dataset) for c in tqdm(GRIDS[name](), desc=name, disable=not progress)]
     return {"provenance": provenance(list(argv)), "grid": name,
             "wall_seconds": round(time.perf_counter() - start, 1), "runs": runs}
 

@@ -4,10 +4,24 @@ Every seed is drawn (thin lines or single markers), so the spread between seeds 
 figure next to any difference between configurations. Controls are precomputed traces.
 """
 
+import math
+
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from normlab.experiments.frontier import final_loss, variant
-from normlab.figures.plotting import BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILION, dropdown, r4
+from normlab.figures.plotting import (
+    BLACK,
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    PURPLE,
+    SKY,
+    VERMILION,
+    dropdown,
+    r4,
+)
 
 QK_COLORS = {"none": VERMILION, "head": BLUE, "projection": GREEN}
 QK_LABELS = {"none": "no QK-norm", "head": "QK-norm per head (Qwen3, Gemma 3)",
@@ -49,9 +63,11 @@ def qk_logit_figure(results):
 QK_OFFSETS = {"none": 0.9, "head": 1.0, "projection": 1.11}  # side by side on the log axis
 
 
-def qk_loss_figure(results):
+def qk_loss_figure(results, unigram=None):
     """Final training loss against learning rate, one marker per seed (variants side by
-    side); diverged runs are drawn as crosses on the top edge."""
+    side), on a log axis; diverged runs are drawn as crosses on the top edge. Dashed lines:
+    the loss at step 0 (mean over runs) and, if given, the ``unigram`` loss (letter
+    frequencies only)."""
     fig = go.Figure()
     lrs = sorted({r["config"]["lr"] for r in results["runs"]})
     losses = [final_loss(r) for r in results["runs"]]
@@ -69,12 +85,20 @@ def qk_loss_figure(results):
                                      name=QK_LABELS[qk] + ": diverged", legendgroup=qk,
                                      marker={"color": QK_COLORS[qk], "symbol": "x",
                                              "size": 12}))
+    start = sum(r["train_loss"][0] for r in results["runs"]) / len(results["runs"])
+    ends = [lrs[0] * 0.7, lrs[-1] * 1.4]
+    for value, name, color, dash in ((start, "loss at step 0", GREY, "dash"),
+                                     (unigram, "letter frequencies only (unigram)", BLACK,
+                                      "dot")):
+        if value is not None:
+            fig.add_trace(go.Scatter(x=ends, y=[r4(value)] * 2, mode="lines", name=name,
+                                     line={"color": color, "dash": dash, "width": 1.5}))
     fig.update_layout(
         title="Final training loss vs learning rate",
         xaxis={"title": "learning rate (log scale)", "type": "log", "tickvals": lrs,
                "ticktext": [f"{lr:g}" for lr in lrs]},
-        yaxis={"title": "training loss, mean of last 10 steps (nats/char)"},
-        legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"}, height=520)
+        yaxis={"title": "training loss, last 10 steps (nats/char, log scale)", "type": "log"},
+        legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"}, height=560)
     return fig
 
 
@@ -155,4 +179,51 @@ def dyt_regime_figure(results):
                              "range": [-0.4, 1.4], "zeroline": False},
                       yaxis={"title": "cross-entropy (nats/char)"}, height=480,
                       legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"})
+    return fig
+
+
+DEPTH_VIEWS = (("rms", "stream RMS after block ℓ"), ("grad", "‖∂L/∂W_out‖_F of block ℓ's MLP"))
+
+
+def _log_range(values, pad=1.15):
+    """A log axis' range (log10 units) holding every value with a margin."""
+    return [math.log10(min(values) / pad), math.log10(max(values) * pad)]
+
+
+def depth_figure(results):
+    """Per-layer stream RMS (top) and gradient norm (bottom) at initialization for the six
+    placements; a slider picks the depth. One line per seed; the y axes stay fixed, so
+    moving the slider shows how each profile changes with depth."""
+    depths = sorted({r["config"]["n_layers"] for r in results["runs"]})
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=[title for _, title in DEPTH_VIEWS])
+    for k, depth in enumerate(depths):
+        for r in (r for r in results["runs"] if r["config"]["n_layers"] == depth):
+            name, seed = variant(r["config"]), r["config"]["seed"]
+            for row, (metric, _) in enumerate(DEPTH_VIEWS, start=1):
+                values = r["init"][metric]
+                fig.add_trace(go.Scatter(
+                    x=list(range(1, depth + 1)), y=r4(values), mode="lines+markers",
+                    name=VARIANT_LABELS[name], legendgroup=name,
+                    showlegend=seed == 0 and row == 1, visible=k == 0, meta=depth,
+                    marker={"size": 4}, line={"color": VARIANT_COLORS[name],
+                                              "dash": DASHES.get(name),
+                                              "width": 2 if seed == 0 else 1}), row=row, col=1)
+    steps = [{"method": "update", "label": str(depth),
+              "args": [{"visible": [t.meta == depth for t in fig.data]},
+                       {"xaxis2.range": [0.5, depth + 0.5]}]} for depth in depths]
+    for row, (metric, _) in enumerate(DEPTH_VIEWS, start=1):
+        values = [v for r in results["runs"] for v in r["init"][metric]]
+        fig.update_yaxes(type="log", range=_log_range(values), row=row, col=1)
+    fig.update_yaxes(title_text="RMS (log scale)", row=1, col=1)
+    fig.update_yaxes(title_text="grad norm (log scale)", row=2, col=1)
+    fig.update_xaxes(title_text="block ℓ (1 = next to the embeddings)",
+                     range=[0.5, depths[0] + 0.5], row=2, col=1)
+    fig.update_layout(
+        title="Per-layer profile at initialization, by depth",
+        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "layers: "},
+                  "pad": {"t": 60}}],
+        # below the slider, as in qk_logit_figure (about 180 px under the plot area)
+        legend={"orientation": "h", "x": 0, "y": -0.39, "yanchor": "top"}, height=800,
+        margin={"b": 240})
     return fig
