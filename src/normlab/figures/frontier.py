@@ -106,8 +106,9 @@ PROFILE_VIEWS = (("rms", "init", "stream RMS at init"), ("rms", "final", "stream
                  ("grad", "init", "grad norm at init"), ("grad", "final", "grad norm, trained"),
                  ("update", "init", "block update at init"),
                  ("update", "final", "block update, trained"))
+GRAD_NORM = "‖∂L/∂W<sub>out</sub>‖<sub>F</sub>"
 PROFILE_AXES = {"rms": "RMS of the stream after block ℓ (log scale)",
-                "grad": "‖∂L/∂W_out‖_F of block ℓ's MLP (log scale)",
+                "grad": f"{GRAD_NORM} of block ℓ's MLP (log scale)",
                 "update": "‖x_ℓ − x_ℓ₋₁‖ / ‖x_ℓ₋₁‖ (log scale)"}
 
 
@@ -182,7 +183,7 @@ def dyt_regime_figure(results):
     return fig
 
 
-DEPTH_VIEWS = (("rms", "stream RMS after block ℓ"), ("grad", "‖∂L/∂W_out‖_F of block ℓ's MLP"))
+DEPTH_VIEWS = (("rms", "stream RMS after block ℓ"), ("grad", f"{GRAD_NORM} of block ℓ's MLP"))
 
 
 def _log_range(values, pad=1.15):
@@ -192,9 +193,10 @@ def _log_range(values, pad=1.15):
 
 def depth_figure(results):
     """Per-layer stream RMS (top) and gradient norm (bottom) at initialization for the six
-    placements; a slider picks the depth. One line per seed; the y axes stay fixed, so
-    moving the slider shows how each profile changes with depth."""
+    placements; a slider picks the depth (opening at the deepest). One line per seed; the y
+    axes stay fixed, so moving the slider shows how each profile changes with depth."""
     depths = sorted({r["config"]["n_layers"] for r in results["runs"]})
+    shown = len(depths) - 1
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=[title for _, title in DEPTH_VIEWS])
     for k, depth in enumerate(depths):
@@ -205,7 +207,7 @@ def depth_figure(results):
                 fig.add_trace(go.Scatter(
                     x=list(range(1, depth + 1)), y=r4(values), mode="lines+markers",
                     name=VARIANT_LABELS[name], legendgroup=name,
-                    showlegend=seed == 0 and row == 1, visible=k == 0, meta=depth,
+                    showlegend=seed == 0 and row == 1, visible=k == shown, meta=depth,
                     marker={"size": 4}, line={"color": VARIANT_COLORS[name],
                                               "dash": DASHES.get(name),
                                               "width": 2 if seed == 0 else 1}), row=row, col=1)
@@ -214,14 +216,14 @@ def depth_figure(results):
                        {"xaxis2.range": [0.5, depth + 0.5]}]} for depth in depths]
     for row, (metric, _) in enumerate(DEPTH_VIEWS, start=1):
         values = [v for r in results["runs"] for v in r["init"][metric]]
-        fig.update_yaxes(type="log", range=_log_range(values), row=row, col=1)
+        fig.update_yaxes(type="log", range=_log_range(values), dtick="D2", row=row, col=1)
     fig.update_yaxes(title_text="RMS (log scale)", row=1, col=1)
     fig.update_yaxes(title_text="grad norm (log scale)", row=2, col=1)
     fig.update_xaxes(title_text="block ℓ (1 = next to the embeddings)",
-                     range=[0.5, depths[0] + 0.5], row=2, col=1)
+                     range=[0.5, depths[shown] + 0.5], row=2, col=1)
     fig.update_layout(
         title="Per-layer profile at initialization, by depth",
-        sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "layers: "},
+        sliders=[{"active": shown, "steps": steps, "currentvalue": {"prefix": "layers: "},
                   "pad": {"t": 60}}],
         # below the slider, as in qk_logit_figure (about 180 px under the plot area)
         legend={"orientation": "h", "x": 0, "y": -0.39, "yanchor": "top"}, height=800,
