@@ -1,6 +1,7 @@
 """Tests for normlab.experiments: schedule, grid, training, gradient norms, CLI and results."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -37,9 +38,11 @@ def test_lr_warmup_is_linear_then_constant():
 
 def test_grid_has_each_distinct_network_once():
     names = [c.name for c in grid_configs(TrainConfig())]
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 14  # (2 norms x 3 placements + none) x 2 warm-ups
     assert "none/pre/no-warmup" in names and "none/post/no-warmup" not in names
-    assert "rmsnorm/post/warmup100" in names
+    assert "none/sandwich/no-warmup" not in names
+    assert {"rmsnorm/post/warmup100", "layernorm/sandwich/no-warmup",
+            "rmsnorm/sandwich/warmup100"} <= set(names)
 
 
 def test_train_is_deterministic_and_records_everything():
@@ -92,10 +95,19 @@ def test_cli_writes_json_with_provenance(tmp_path):
     assert all(len(r["grad_norm"]) == 2 for r in result["runs"])
 
 
+@pytest.mark.parametrize("name", ["training_grid.json", "training_grid_lr1e-2.json"])
+def test_committed_grids_have_every_configuration(name):
+    grid = load_results(name)
+    assert ([r["config"] for r in grid["runs"]]
+            == [asdict(c) for c in grid_configs(TrainConfig(**grid["base_config"]),
+                                                warmups=(0, max(r["config"]["warmup_steps"]
+                                                                for r in grid["runs"])))])
+
+
 def test_committed_grid_reproduces_its_first_steps():
     grid = load_results("training_grid.json")
-    assert len(grid["runs"]) == 10
-    for run in grid["runs"][:2]:
+    sandwich = next(r for r in grid["runs"] if r["config"]["placement"] == "sandwich")
+    for run in grid["runs"][:2] + [sandwich]:
         config = TrainConfig(**{**run["config"], "steps": 3})
         live = train(config, progress=False)["train_loss"]
         assert live == pytest.approx(run["train_loss"][:3], abs=1e-4)
@@ -112,7 +124,7 @@ def test_train_grid_cli_writes_every_run(tmp_path):
     out = tmp_path / "grid.json"
     main(["train-grid", "--steps", "2", "--warmup", "1", "--no-progress", "--out", str(out)])
     grid = json.loads(out.read_text())
-    assert len(grid["runs"]) == 10 and grid["base_config"]["steps"] == 2
+    assert len(grid["runs"]) == 14 and grid["base_config"]["steps"] == 2
     assert all(len(r["train_loss"]) == 2 and r["median_step_ms"] > 0 for r in grid["runs"])
     assert "step_seconds" not in grid["runs"][0]  # summarized, not stored raw
 
@@ -143,10 +155,14 @@ def test_figures_have_working_controls():
     assert len(curves.data) == 2 * len(grid["runs"])
     assert [b.label for b in curves.layout.updatemenus[0].buttons] == ["no warm-up", "warm-up",
                                                                         "all"]
-    summary = figs.summary_figure(grid)
-    assert len(summary.data) == 2 and summary.data[1].visible is False
+    seeds = figs.seed_spread_figure(load_results("training_seeds.json"),
+                                    load_results("training_seeds_rmsnorm.json"))
+    per_seed = [t for t in seeds.data if t.text and len(t.x) == 5]
+    assert len(per_seed) == 6 + 7  # 2 norms x 3 placements, then the 7 paired comparisons
+    intervals = [t for t in seeds.data if t.error_x and t.error_x.array is not None]
+    assert len(intervals) == 7 and all(t.error_x.array[0] > 0 for t in intervals)
     values = [v for f in (fig, curves) for t in f.data for v in t.y]
-    values += [v for t in summary.data for v in t.x]
+    values += [v for t in seeds.data for v in t.x]
     assert all(v is None or v == float(f"{v:.4g}") for v in values)  # 4 significant digits
 
 
@@ -162,3 +178,20 @@ def test_seed_spread_cli_trains_every_placement_and_seed(tmp_path):
                for r in result["runs"])
     by_seed = {r["config"]["seed"]: r["train_loss"] for r in result["runs"][:2]}
     assert by_seed[0] != by_seed[1]  # a seed changes the weights and the batches
+
+
+def test_committed_seed_spreads_match_the_grid():
+    """Both seed studies train every placement from seeds 0-4; seed 0 is the grid's run."""
+    grid = {(r["config"]["norm"], r["config"]["placement"]): r["val_loss"]
+            for r in load_results("training_grid.json")["runs"]
+            if r["config"]["warmup_steps"] == 0}
+    for name, norm in [("training_seeds.json", "layernorm"),
+                       ("training_seeds_rmsnorm.json", "rmsnorm")]:
+        runs = load_results(name)["runs"]
+        assert sorted((r["config"]["placement"], r["config"]["seed"]) for r in runs) == sorted(
+            (p, s) for p in ("post", "pre", "sandwich") for s in range(5))
+        assert {r["config"]["norm"] for r in runs} == {norm}
+        for r in runs:
+            if r["config"]["seed"] == 0:
+                assert r["val_loss"] == pytest.approx(grid[norm, r["config"]["placement"]],
+                                                      abs=1e-4)

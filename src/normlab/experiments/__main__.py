@@ -11,7 +11,7 @@ from normlab.experiments import frontier, training
 # name -> (module whose main(argv) runs it, one line for the listing)
 COMMANDS = {
     "grad-norms": (training, "chapter 6: per-layer gradient norms at init, several depths"),
-    "train-grid": (training, "chapter 6: LN/RMS/none x post/pre x warm-up training grid"),
+    "train-grid": (training, "chapter 6: LN/RMS/none x post/pre/sandwich x warm-up grid"),
     "seed-spread": (training, "chapter 6: one norm, several placements x seeds, no warm-up"),
     "step-times": (training, "chapter 6: ms per training step, configs timed round-robin"),
     "frontier-qk": (frontier, "chapter 8: QK-norm (none, per head, whole projection) x LR"),

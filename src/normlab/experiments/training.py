@@ -1,7 +1,7 @@
 """Chapter 6 experiments: gradient norms at initialization and the training grid.
 
-Run ``python -m normlab.experiments grad-norms`` and ``python -m normlab.experiments
-train-grid``; each writes a JSON file with provenance (device, versions, CPU, date,
+Run ``python -m normlab.experiments grad-norms``, ``train-grid``, ``seed-spread`` and
+``step-times``; each writes a JSON file with provenance (device, versions, CPU, date,
 configuration) into ``normlab/data/``, where the chapter reads it with :func:`load_results`.
 Everything runs on one CPU thread with fixed seeds, so a rerun reproduces the losses.
 """
@@ -118,9 +118,9 @@ def _rounded(value):
     return float(f"{value:.6g}") if math.isfinite(value) else None
 
 
-def grid_configs(base, norms=("layernorm", "rmsnorm", "none"), placements=("post", "pre"),
-                 warmups=(0, 100)):
-    """The norm × placement × warm-up grid. With ``norm="none"`` post and pre are the same
+def grid_configs(base, norms=("layernorm", "rmsnorm", "none"),
+                 placements=("post", "pre", "sandwich"), warmups=(0, 100)):
+    """The norm × placement × warm-up grid. With ``norm="none"`` every placement is the same
     network, so it appears once (as "pre")."""
     return [replace(base, norm=n, placement=p, warmup_steps=w)
             for n in norms for p in placements for w in warmups
@@ -254,7 +254,8 @@ def main(argv=None):
     g.add_argument("--depths", type=int, nargs="+", default=[2, 4, 6, 8, 12, 16, 24])
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default=RESULTS_DIR / "grad_norms.json")
-    t = sub.add_parser("train-grid", help="LN/RMS/none x post/pre x warm-up training grid")
+    t = sub.add_parser("train-grid",
+                       help="LN/RMS/none x post/pre/sandwich x warm-up training grid")
     t.add_argument("--steps", type=int, default=TrainConfig.steps)
     t.add_argument("--lr", type=float, default=TrainConfig.lr)
     t.add_argument("--warmup", type=int, default=100, help="warm-up steps of the warm-up runs")

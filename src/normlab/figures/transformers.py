@@ -1,4 +1,4 @@
-"""Figures of chapter 6: gradient norms at initialization and the training grid.
+"""Figures of chapter 6: gradient norms at initialization, the training grid and the seeds.
 
 Every figure is built from the committed JSON results
 (``normlab.experiments.training.load_results``) with precomputed traces and data rounded
@@ -6,15 +6,19 @@ to 4 significant digits, so it needs no kernel on the static site and its stored
 reproduces on any machine.
 """
 
+from statistics import mean
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from normlab.experiments.seed_stats import final_losses, paired_difference, seed_comparisons
 from normlab.figures.plotting import BLACK, BLUE, GREEN, GREY, VERMILION, r4
 
 # One colour per placement, black for "no norm".
 COLORS = {"post": VERMILION, "pre": BLUE, "sandwich": GREEN, "none": BLACK}
 DASHES = {"layernorm": "solid", "rmsnorm": "dot", "none": "dash"}
 LABELS = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "none": "no norm"}
+SYMBOLS = {"layernorm": "circle", "rmsnorm": "diamond"}
 
 
 def _label(norm, placement):
@@ -136,36 +140,47 @@ def loss_curves_figure(grid, window=10):
     return fig
 
 
-def summary_figure(grid):
-    """Final validation loss or median wall-clock per step for each run (buttons switch)."""
-    names, val, ms, colors = [], [], [], []
-    for run in grid["runs"]:
-        c = run["config"]
-        names.append(_label(c["norm"], c["placement"])  # two lines: fits a phone too
-                     + (f",<br>warm-up {c['warmup_steps']}" if c["warmup_steps"]
-                        else ",<br>no warm-up"))
-        val.append(run["val_loss"][-1])
-        ms.append(run["median_step_ms"])
-        colors.append(_color(c["norm"], c["placement"]))
-    # Dots, not bars: the axis need not start at zero to show differences honestly.
-    marker = {"color": colors, "size": 12}
-    fig = go.Figure([
-        go.Scatter(x=r4(val), y=names, mode="markers", marker=marker, name="val loss"),
-        go.Scatter(x=r4(ms), y=names, mode="markers", marker=marker, name="ms/step",
-                   visible=False)])
-    buttons = [
-        {"label": "final validation loss", "method": "update",
-         "args": [{"visible": [True, False]},
-                  {"xaxis.title.text": "validation cross-entropy (nats/char)"}]},
-        {"label": "wall-clock per step", "method": "update",
-         "args": [{"visible": [False, True]},
-                  {"xaxis.title.text": "median milliseconds per training step (1 CPU thread)"}]}]
+def seed_spread_figure(*results):
+    """Left: final validation loss of every seed (dots) and the mean (bar) for each norm and
+    placement. Right: the paired differences seed by seed, with the mean and its 95 % interval
+    (Student t); a comparison whose interval excludes 0 exceeds the spread between seeds."""
+    finals = {}
+    for result in results:
+        finals.update(final_losses(result))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.28,
+                        subplot_titles=("final loss, one dot per seed",
+                                        "paired difference, one dot per seed"))
+    for (norm, placement), by_seed in finals.items():
+        label = _label(norm, placement)
+        values = [by_seed[s] for s in sorted(by_seed)]
+        style = {"color": _color(norm, placement), "symbol": SYMBOLS[norm], "size": 9}
+        fig.add_trace(go.Scatter(
+            x=r4(values), y=[label] * len(values), mode="markers", marker=style,
+            text=[f"seed {s}" for s in sorted(by_seed)], name=label, showlegend=False),
+            row=1, col=1)
+        fig.add_trace(go.Scatter(
+            x=r4([mean(values)]), y=[label], mode="markers", showlegend=False, name="mean",
+            marker={"color": style["color"], "symbol": "line-ns-open", "size": 22,
+                    "line": {"width": 3}}), row=1, col=1)
+    for name, a, b in seed_comparisons(finals):
+        cmp = paired_difference(finals[a], finals[b])
+        fig.add_trace(go.Scatter(
+            x=r4(cmp["diffs"]), y=[name] * cmp["n"], mode="markers", showlegend=False,
+            marker={"color": GREY, "size": 8}, text=[f"seed {s}" for s in cmp["seeds"]],
+            name=name), row=1, col=2)
+        fig.add_trace(go.Scatter(
+            x=r4([cmp["mean"]]), y=[name], mode="markers", showlegend=False,
+            name="mean, 95 % interval", marker={"color": BLACK, "size": 11},
+            error_x={"type": "data", "symmetric": False,
+                     "array": r4([cmp["high"] - cmp["mean"]]),
+                     "arrayminus": r4([cmp["mean"] - cmp["low"]])}), row=1, col=2)
+    fig.add_vline(x=0, line={"color": GREY, "dash": "dash", "width": 1}, row=1, col=2)
     fig.update_layout(
-        title={"text": "End of training: validation loss and cost per step", "y": 0.97,
+        title={"text": "Five seeds per configuration, lr 0.003, no warm-up", "y": 0.97,
                "yanchor": "top"},
-        xaxis={"title": "validation cross-entropy (nats/char)"},
-        yaxis={"title": "run", "autorange": "reversed"},
-        updatemenus=[{"type": "buttons", "direction": "right", "buttons": buttons,
-                      "x": 0, "xanchor": "left", "y": 1.04, "yanchor": "bottom"}],
-        showlegend=False, height=560, margin={"l": 160, "t": 120})
+        height=520, margin={"l": 150, "t": 110})
+    fig.update_xaxes(title_text="validation cross-entropy (nats/char)", col=1)
+    fig.update_xaxes(title_text="second minus first (nats/char)", col=2)
+    fig.update_yaxes(autorange="reversed")
     return fig
+
