@@ -6,14 +6,13 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from normlab.experiments.results import load_results, provenance
 from normlab.experiments.training import (
     TrainConfig,
     grad_norms_at_init,
     grid_configs,
-    load_results,
     lr_at,
     main,
-    provenance,
     step_times,
     train,
 )

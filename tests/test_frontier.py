@@ -8,7 +8,7 @@ import pytest
 
 from normlab.experiments import frontier
 from normlab.experiments.__main__ import main as cli
-from normlab.experiments.training import load_results
+from normlab.experiments.results import load_results
 
 TINY = frontier.FrontierConfig(steps=3, n_layers=2, d_model=16, n_heads=2, block_size=16,
                                batch_size=4, probe_every=1, eval_batches=2)

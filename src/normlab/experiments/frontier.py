@@ -19,7 +19,8 @@ import torch
 from normlab.dyt import DyT
 from normlab.experiments.char_data import eval_batches, get_batch, load_dataset
 from normlab.experiments.frontier_models import QK_NORMS, FrontierTransformer
-from normlab.experiments.training import RESULTS_DIR, _rounded, _write, evaluate, provenance
+from normlab.experiments.results import RESULTS_DIR, provenance, rounded, write_results
+from normlab.experiments.training import evaluate
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ def layer_profile(model, x, y):
         h.remove()
     grads = [b.mlp.out.weight.grad.norm().item() for b in model.blocks]
     model.zero_grad(set_to_none=True)
-    return {"rms": [_rounded(o.pow(2).mean().sqrt().item()) for _, o in streams],
-            "update": [_rounded(((o - i).norm() / i.norm()).item()) for i, o in streams],
-            "grad": [_rounded(g) for g in grads]}
+    return {"rms": [rounded(o.pow(2).mean().sqrt().item()) for _, o in streams],
+            "update": [rounded(((o - i).norm() / i.norm()).item()) for i, o in streams],
+            "grad": [rounded(g) for g in grads]}
 
 
 @torch.no_grad()
@@ -83,8 +84,8 @@ def dyt_state(model, x):
     model(x)
     for h in hooks:
         h.remove()
-    return {"alpha": [_rounded(a) for a, _ in seen],
-            "saturated": [_rounded(((a * i).abs() > 2).float().mean().item()) for a, i in seen]}
+    return {"alpha": [rounded(a) for a, _ in seen],
+            "saturated": [rounded(((a * i).abs() > 2).float().mean().item()) for a, i in seen]}
 
 
 def run(config, dataset=None):
@@ -102,10 +103,10 @@ def run(config, dataset=None):
     for step in range(config.steps):
         x, y = get_batch(train_ids, config.batch_size, config.block_size, gen)
         loss = model(x, y)[1]
-        out["train_loss"].append(_rounded(loss.item()))
+        out["train_loss"].append(rounded(loss.item()))
         if step % config.probe_every == 0:
             out["probe_steps"].append(step)
-            out["max_logit"].append(_rounded(max(b.attn.max_logit for b in model.blocks)))
+            out["max_logit"].append(rounded(max(b.attn.max_logit for b in model.blocks)))
             if config.norm == "dyt":
                 out["dyt"].append(dyt_state(model, probe_x))
         if not math.isfinite(loss.item()):
@@ -115,8 +116,8 @@ def run(config, dataset=None):
         loss.backward()
         opt.step()
     out["final"] = layer_profile(model, probe_x, probe_y)
-    out["val_loss"] = _rounded(evaluate(model, val))
-    out["train_val_loss"] = _rounded(evaluate(model, eval_batches(
+    out["val_loss"] = rounded(evaluate(model, val))
+    out["train_val_loss"] = rounded(evaluate(model, eval_batches(
         train_ids, config.eval_batches, config.batch_size, config.block_size, config.seed + 2)))
     return out
 
@@ -285,4 +286,4 @@ def main(argv):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # one reduction order: a rerun reproduces the losses
     out = args.out or RESULTS_DIR / f"{args.grid.replace('-', '_')}.json"
-    _write(out, run_grid(args.grid, argv, progress=not args.no_progress))
+    write_results(out, run_grid(args.grid, argv, progress=not args.no_progress))

@@ -2,28 +2,22 @@
 
 Run ``python -m normlab.experiments grad-norms``, ``train-grid``, ``seed-spread`` and
 ``step-times``; each writes a JSON file with provenance (device, versions, CPU, date,
-configuration) into ``normlab/data/``, where the chapter reads it with :func:`load_results`.
+configuration) into ``normlab/data/``, where the chapter reads it
+(:mod:`normlab.experiments.results`).
 Everything runs on one CPU thread with fixed seeds, so a rerun reproduces the losses.
 """
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from importlib import resources
-from pathlib import Path
 
 import torch
 
-from normlab._machine import cpu_name, load_average, utc_now
 from normlab.experiments.char_data import eval_batches, get_batch, load_dataset
 from normlab.experiments.models import TinyTransformer
-
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "data"
+from normlab.experiments.results import RESULTS_DIR, provenance, rounded, write_results
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def train(config, dataset=None, progress=True):
         loss.backward()
         opt.step()
         out["step_seconds"].append(time.perf_counter() - start)
-        out["train_loss"].append(_rounded(loss.item()))
+        out["train_loss"].append(rounded(loss.item()))
         if not math.isfinite(loss.item()):
             out["diverged"] = True
             return out
@@ -110,12 +104,7 @@ def train(config, dataset=None, progress=True):
 
 def _record_val(out, step, loss):
     out["val_steps"].append(step)
-    out["val_loss"].append(_rounded(loss))
-
-
-def _rounded(value):
-    """Six significant digits (JSON has no NaN/inf: those become ``None``)."""
-    return float(f"{value:.6g}") if math.isfinite(value) else None
+    out["val_loss"].append(rounded(loss))
 
 
 def grid_configs(base, norms=("layernorm", "rmsnorm", "none"),
@@ -169,28 +158,6 @@ def step_times(configs, repeats=5, steps=5, dataset=None):
     return best
 
 
-def provenance(argv=None):
-    """Where and how a result was produced: device, versions, CPU model, date, command."""
-    return {"device": "cpu", "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_avg_1min": load_average(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "date": utc_now(),
-            "command": "python -m normlab.experiments " + " ".join(argv or [])}
-
-
-def load_results(name):
-    """A committed result file (e.g. ``"training_grid.json"``) from ``normlab/data/``."""
-    text = resources.files("normlab").joinpath("data", name).read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def _write(path, payload):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
-
-
 def run_grad_norms(args, argv):
     from tqdm.auto import tqdm
 
@@ -202,8 +169,8 @@ def run_grad_norms(args, argv):
         for norm, placement in configs:
             norms = grad_norms_at_init(norm, placement, depth, args.seed, dataset=dataset)
             runs.append({"norm": norm, "placement": placement, "depth": depth,
-                         "grad_norm": [_rounded(g) for g in norms]})
-    _write(args.out, {"provenance": provenance(argv), "seed": args.seed, "runs": runs})
+                         "grad_norm": [rounded(g) for g in norms]})
+    write_results(args.out, {"provenance": provenance(argv), "seed": args.seed, "runs": runs})
 
 
 def run_train_grid(args, argv):
@@ -213,11 +180,12 @@ def run_train_grid(args, argv):
     for config in grid_configs(base, warmups=(0, args.warmup)):
         result = train(config, dataset, progress=not args.no_progress)
         times = sorted(result.pop("step_seconds"))
-        result["median_step_ms"] = _rounded(1e3 * times[len(times) // 2])
+        result["median_step_ms"] = rounded(1e3 * times[len(times) // 2])
         print(f"{config.name:32s} final val {result['val_loss'][-1]}  "
               f"diverged={result['diverged']}  {result['median_step_ms']} ms/step")
         runs.append(result)
-    _write(args.out, {"provenance": provenance(argv), "base_config": asdict(base), "runs": runs})
+    write_results(args.out, {"provenance": provenance(argv), "base_config": asdict(base),
+                             "runs": runs})
 
 
 def run_seed_spread(args, argv):
@@ -232,18 +200,20 @@ def run_seed_spread(args, argv):
             result.pop("step_seconds")
             print(f"{config.name:32s} seed {seed}  final val {result['val_loss'][-1]}")
             runs.append(result)
-    _write(args.out, {"provenance": provenance(argv), "base_config": asdict(base), "runs": runs})
+    write_results(args.out, {"provenance": provenance(argv), "base_config": asdict(base),
+                             "runs": runs})
 
 
 def run_step_times(args, argv):
     base = TrainConfig(seed=args.seed)
     configs = grid_configs(base, placements=("post", "pre", "sandwich"), warmups=(0,))
     times = step_times(configs, repeats=args.repeats)
-    runs = [{"norm": c.norm, "placement": c.placement, "ms_per_step": _rounded(t)}
+    runs = [{"norm": c.norm, "placement": c.placement, "ms_per_step": rounded(t)}
             for c, t in zip(configs, times, strict=True)]
     for r in runs:
         print(f"{r['norm']:10s} {r['placement']:9s} {r['ms_per_step']} ms/step")
-    _write(args.out, {"provenance": provenance(argv), "base_config": asdict(base), "runs": runs})
+    write_results(args.out, {"provenance": provenance(argv), "base_config": asdict(base),
+                             "runs": runs})
 
 
 def main(argv=None):

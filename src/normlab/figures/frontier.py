@@ -97,7 +97,8 @@ def qk_loss_figure(results, unigram=None):
         title="Final training loss vs learning rate",
         xaxis={"title": "learning rate (log scale)", "type": "log", "tickvals": lrs,
                "ticktext": [f"{lr:g}" for lr in lrs]},
-        yaxis={"title": "training loss, last 10 steps (nats/char, log scale)", "type": "log"},
+        yaxis={"title": "training loss, last 10 steps (nats/char, log scale)", "type": "log",
+               "dtick": "D2"},
         legend={"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"}, height=560)
     return fig
 

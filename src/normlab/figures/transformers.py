@@ -1,7 +1,7 @@
 """Figures of chapter 6: gradient norms at initialization, the training grid and the seeds.
 
 Every figure is built from the committed JSON results
-(``normlab.experiments.training.load_results``) with precomputed traces and data rounded
+(``normlab.experiments.results.load_results``) with precomputed traces and data rounded
 to 4 significant digits, so it needs no kernel on the static site and its stored output
 reproduces on any machine.
 """
