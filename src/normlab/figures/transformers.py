@@ -141,15 +141,15 @@ def loss_curves_figure(grid, window=10):
 
 
 def seed_spread_figure(*results):
-    """Left: final validation loss of every seed (dots) and the mean (bar) for each norm and
-    placement. Right: the paired differences seed by seed, with the mean and its 95 % interval
-    (Student t); a comparison whose interval excludes 0 exceeds the spread between seeds."""
+    """Top: final validation loss of every seed (dots) and the mean (bar) for each norm and
+    placement. Bottom: the paired differences seed by seed, with the mean and its 95 % interval
+    (Student t); a comparison whose interval excludes 0 exceeds the spread between seeds.
+    Stacked, so that the long category labels of both panels fit a phone's width."""
     finals = {}
     for result in results:
         finals.update(final_losses(result))
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.28,
-                        subplot_titles=("final loss, one dot per seed",
-                                        "paired difference, one dot per seed"))
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16,
+                        subplot_titles=("final loss per seed", "paired differences"))
     for (norm, placement), by_seed in finals.items():
         label = _label(norm, placement)
         values = [by_seed[s] for s in sorted(by_seed)]
@@ -167,20 +167,20 @@ def seed_spread_figure(*results):
         fig.add_trace(go.Scatter(
             x=r4(cmp["diffs"]), y=[name] * cmp["n"], mode="markers", showlegend=False,
             marker={"color": GREY, "size": 8}, text=[f"seed {s}" for s in cmp["seeds"]],
-            name=name), row=1, col=2)
+            name=name), row=2, col=1)
         fig.add_trace(go.Scatter(
             x=r4([cmp["mean"]]), y=[name], mode="markers", showlegend=False,
             name="mean, 95 % interval", marker={"color": BLACK, "size": 11},
             error_x={"type": "data", "symmetric": False,
                      "array": r4([cmp["high"] - cmp["mean"]]),
-                     "arrayminus": r4([cmp["mean"] - cmp["low"]])}), row=1, col=2)
-    fig.add_vline(x=0, line={"color": GREY, "dash": "dash", "width": 1}, row=1, col=2)
+                     "arrayminus": r4([cmp["mean"] - cmp["low"]])}), row=2, col=1)
+    fig.add_vline(x=0, line={"color": GREY, "dash": "dash", "width": 1}, row=2, col=1)
     fig.update_layout(
         title={"text": "Five seeds per configuration, lr 0.003, no warm-up", "y": 0.97,
                "yanchor": "top"},
-        height=520, margin={"l": 150, "t": 110})
-    fig.update_xaxes(title_text="validation cross-entropy (nats/char)", col=1)
-    fig.update_xaxes(title_text="second minus first (nats/char)", col=2)
+        height=820, margin={"t": 110})
+    fig.update_xaxes(title_text="validation cross-entropy (nats/char)", row=1, col=1)
+    fig.update_xaxes(title_text="second minus first, one dot per seed (nats/char)", row=2, col=1)
     fig.update_yaxes(autorange="reversed")
     return fig
 
