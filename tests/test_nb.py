@@ -148,3 +148,13 @@ def test_table_rejects_rows_that_do_not_match_the_header():
         nb.table([(1, 2), (3,)], ["a", "b"])
     with pytest.raises(ValueError, match="at least one header"):
         nb.table([], [])
+
+
+def test_themed_log_axes_label_every_tick_in_full():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[1, 50]), layout={"title": "t"})
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", exponentformat="power")
+    themed = nb.themed(fig)
+    assert themed.layout.yaxis.minorloglabels == "complete"
+    assert themed.layout.yaxis.dtick == "D2"
+    assert themed.layout.xaxis.minorloglabels is None  # 10² style keeps plotly's digits

@@ -78,8 +78,9 @@ def _theme_layout(fig):
 
 
 def themed(fig):
-    """Return a copy of ``fig`` whose template uses the theme-neutral defaults and whose
-    palette colours are their light-theme variants (``theme_colours("light")``).
+    """Return a copy of ``fig`` whose template uses the theme-neutral defaults, whose
+    palette colours are their light-theme variants (``theme_colours("light")``) and whose
+    log axes label every tick in full.
 
     Settings made on the figure itself still win over the template.
     """
@@ -93,6 +94,15 @@ def themed(fig):
     template = go.layout.Template(fig.layout.template)
     template.layout.update(_theme_layout(fig))
     fig.layout.template = template
+    # A log axis labels its ticks in full ("20", "0.05"), not as bare mantissas, and a
+    # vertical one ticks at 1, 2, 5 (not 1…9, whose full labels crowd a phone's plot); axes
+    # labelled in powers of ten (10², 2×10²) keep plotly's small digits.
+    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        if axis.type == "log" and axis.exponentformat != "power":
+            axis.minorloglabels = "complete"
+    for axis in fig.select_yaxes():
+        if axis.type == "log" and axis.exponentformat != "power" and axis.dtick is None:
+            axis.dtick = "D2"
     return fig
 
 

@@ -125,7 +125,7 @@ def roofline_figure(spec=H100_SPEC, dtypes=("bfloat16", "float32")):
         fig.add_scatter(x=[r4(a) for a in intensity],
                         y=[r4(min(peak, a * bw) / 1e12) for a in intensity], mode="lines",
                         line={"color": BLACK, "dash": "solid" if dtype == "float32" else "dot"},
-                        name=f"{spec['peak_label'][dtype]}: {peak / 1e12:.4g} TFLOP/s, "
+                        name=f"{spec['peak_label'][dtype]}: {peak / 1e12:.3g} TFLOP/s, "
                              f"ridge {peak / bw:.3g} flop/B")
     roofs, group = len(fig.data), []
     top = max(spec["peak"].values())
