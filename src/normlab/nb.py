@@ -99,7 +99,10 @@ def themed(fig):
     # labelled in powers of ten (10², 2×10²) keep plotly's small digits.
     for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
         if axis.type == "log" and axis.exponentformat != "power":
-            axis.minorloglabels = "complete"
+            try:
+                axis.minorloglabels = "complete"
+            except ValueError:  # plotly < 6 (Colab's 5.24) has no such option: mantissas
+                break
     for axis in fig.select_yaxes():
         if axis.type == "log" and axis.exponentformat != "power" and axis.dtick is None:
             axis.dtick = "D2"
