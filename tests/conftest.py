@@ -155,25 +155,33 @@ class PageVisit:
         self.context.close()
 
 
-# Figures within a screen height of the viewport: the page draws these by itself.
-NEAR_FIGURES = """[...document.querySelectorAll('.plotly-graph-div')].filter(d => {
+# A figure within a screen height of the viewport: the page draws it by itself
+# (normlab-figures.js observes with rootMargin "100% 0px").
+IS_NEAR = """d => {
   const r = d.getBoundingClientRect();
   return r.bottom > -innerHeight && r.top < 2 * innerHeight;
-})"""
+}"""
 
 
-def wait_until_settled(page, draw_all=True):
+def draw_all(page):
+    """Ask the page to draw every figure, near the viewport or not; wait until it has."""
+    page.evaluate("() => window.normlabDrawAll ? normlabDrawAll().then(() => true) : true")
+
+
+def wait_until_settled(page, draw_all_figures=True):
     """Wait for MathJax to finish typesetting and the plotly figures to draw: all of them
     (``normlab-figures.js`` loads plotly.js and draws a figure when it comes near the
-    viewport; ``draw_all`` asks it to draw the rest too), or only those near the viewport."""
+    viewport; ``draw_all_figures`` asks it to draw the rest too), or only those near."""
     page.evaluate(
         "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
         " ? MathJax.startup.promise.then(() => true) : true"
     )
-    figures = "[...document.querySelectorAll('.plotly-graph-div')]" if draw_all else NEAR_FIGURES
+    figures = "[...document.querySelectorAll('.plotly-graph-div')]"
     try:
-        if draw_all:
-            page.evaluate("() => window.normlabDrawAll ? normlabDrawAll().then(() => true) : true")
+        if draw_all_figures:
+            draw_all(page)
+        else:
+            figures += f".filter({IS_NEAR})"
         page.wait_for_function(f"() => {figures}.every(d => d.querySelector('.main-svg'))",
                                timeout=TIMEOUT_MS)
     except Exception:  # reported precisely by test_page

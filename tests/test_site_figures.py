@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import SITE, pages_or_placeholder
+from conftest import IS_NEAR, SITE, draw_all, pages_or_placeholder
 
 from normlab.figures.plotting import MIN_TRACE_CONTRAST, contrast_ratio
 
@@ -404,11 +404,8 @@ def test_partial_bundles_have_the_listed_trace_types(browser):
     assert not wrong, wrong
 
 
-FIGURE_STATES = """() => [...document.querySelectorAll('.plotly-graph-div')].map(d => {
-  const r = d.getBoundingClientRect();
-  return {id: d.id, near: r.bottom > -innerHeight && r.top < 2 * innerHeight,
-          drawn: !!d.querySelector('.main-svg')};
-})"""
+FIGURE_STATES = f"""() => [...document.querySelectorAll('.plotly-graph-div')].map(d => ({{
+  id: d.id, near: ({IS_NEAR})(d), drawn: !!d.querySelector('.main-svg')}}))"""
 
 
 @pytest.mark.parametrize("page_path", figure_pages())
@@ -428,7 +425,7 @@ def test_figures_load_lazily_from_one_partial_bundle(visit, page_path):
         page.evaluate(f"document.getElementById('{far[-1]}').scrollIntoView()")
         page.wait_for_function(f"document.getElementById('{far[-1]}').querySelector('.main-svg')",
                                timeout=SLOW_MS)
-    page.evaluate("() => normlabDrawAll().then(() => true)")
+    draw_all(page)
     bundles = plotly_requests(page_visit)
     assert len(bundles) == 1 and bundles[0] in partial_bundles(), (
         f"{page_path}: plotly bundles {bundles}, expected one of {sorted(partial_bundles())}")

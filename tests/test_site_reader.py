@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from conftest import SITE, pages_or_placeholder
+from conftest import SITE, draw_all, pages_or_placeholder
 from test_site_a11y import quiz_pages, skip_redirect
 
 PHONE = {"width": 390, "height": 844}
@@ -279,7 +279,7 @@ def test_first_visit_weight(visit, browser, site_url, record_property, page_path
     page_visit = visit(page_path, draw_all=False)
     page_visit.page.wait_for_timeout(300)  # late requests: fonts, MathJax's lazy parts
     times = page_visit.page.evaluate(LOAD_TIMES)
-    page_visit.page.evaluate("() => window.normlabDrawAll ? normlabDrawAll().then(() => 1) : 0")
+    draw_all(page_visit.page)
     weight = first_visit_bytes(page_visit.transferred)
     ratio = first_paint_ratio(browser, site_url, page_path)
     heaviest = sorted(page_visit.transferred, key=lambda u: -first_visit_bytes({u: 0}))[:3]

@@ -98,14 +98,14 @@ def themed(fig):
     # vertical one ticks at 1, 2, 5 (not 1…9, whose full labels crowd a phone's plot); axes
     # labelled in powers of ten (10², 2×10²) keep plotly's small digits.
     for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
-        if axis.type == "log" and axis.exponentformat != "power":
-            try:
-                axis.minorloglabels = "complete"
-            except ValueError:  # plotly < 6 (Colab's 5.24) has no such option: mantissas
-                break
-    for axis in fig.select_yaxes():
-        if axis.type == "log" and axis.exponentformat != "power" and axis.dtick is None:
+        if axis.type != "log" or axis.exponentformat == "power":
+            continue
+        if axis.plotly_name.startswith("yaxis") and axis.dtick is None:
             axis.dtick = "D2"
+        try:
+            axis.minorloglabels = "complete"
+        except ValueError:  # plotly < 6 (Colab's 5.24) has no such option: mantissas there
+            pass
     return fig
 
 
